@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.finer-traits-installed
+
+.PHONY: demo test install lint bench clean-venv
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch and torchvision are pinned here (constraints.txt), never in pyproject.
+	$(PY) -m pip install --quiet -c constraints.txt torch torchvision
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m pipeline.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pipeline prompts traits evaluation tests
+
+bench: $(STAMP)
+	$(PY) -m evaluation.benchmarks.cam_speed
+
+clean-venv:
+	rm -rf $(VENV)

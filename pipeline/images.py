@@ -1,0 +1,111 @@
+"""Reading photos from paths, PIL images or arrays into clean 8-bit RGB, with clear errors."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from pipeline.errors import BadImageError
+
+ImageSource = Union[str, Path, Image.Image, np.ndarray]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+MAX_PIXELS = 120_000_000  # about 11k x 11k: beyond this a photo is almost surely a mistake or a decompression bomb
+MIN_SIDE = 8
+# Truncated files must fail loudly rather than load half-grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def is_image_file(path: Path) -> bool:
+    """True when the file name has a known image suffix."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _to_rgb(img: Image.Image, name: str) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit and float grayscale: stretch the real range to 8 bits instead of clipping to white.
+        arr = np.asarray(img, dtype=np.float64)
+        return Image.fromarray(_scale_to_uint8(arr, name)).convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def _scale_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
+    if not np.isfinite(arr).all():
+        raise BadImageError(f"Image {name} contains NaN or infinite values.", "Pass finite pixel values.")
+    if arr.dtype == np.uint8:
+        return arr
+    if np.issubdtype(arr.dtype, np.floating) and arr.size and arr.min() >= 0 and arr.max() <= 1:
+        return np.round(arr * 255).astype(np.uint8)
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if np.issubdtype(arr.dtype, np.integer) and lo >= 0 and hi <= 255:
+        return arr.astype(np.uint8)
+    if hi <= lo:
+        return np.zeros(arr.shape, dtype=np.uint8)
+    return np.round((arr.astype(np.float64) - lo) / (hi - lo) * 255).astype(np.uint8)
+
+
+def _check_size(width: int, height: int, name: str) -> None:
+    if width * height > MAX_PIXELS:
+        raise BadImageError(f"Image {name} is {width}x{height} pixels, above the {MAX_PIXELS:,}-pixel limit.",
+                            "Downscale the photo (a longest side of 1000-4000 px is plenty).")
+    if min(width, height) < MIN_SIDE:
+        raise BadImageError(f"Image {name} is only {width}x{height} pixels.",
+                            f"Use a photo at least {MIN_SIDE} px on each side (224 px or more is best).")
+
+
+def load_image(source: ImageSource) -> Image.Image:
+    """Load a path, PIL image or HxW / HxWxC array as an 8-bit RGB PIL image, or raise BadImageError."""
+    if isinstance(source, Image.Image):
+        _check_size(*source.size, name="(PIL image)")
+        return _to_rgb(source, "(PIL image)")
+    if isinstance(source, np.ndarray):
+        return _array_to_image(source)
+    if isinstance(source, (str, Path)):
+        return _read_file(Path(source))
+    raise BadImageError(f"Cannot read an image from a {type(source).__name__}.",
+                        "Pass a file path, a PIL.Image or a numpy array (HxW or HxWx3).")
+
+
+def _array_to_image(arr: np.ndarray) -> Image.Image:
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # accept CHW tensors converted to numpy
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        raise BadImageError(f"Array of shape {arr.shape} is not an image.",
+                            "Pass an HxW (grayscale), HxWx3 (RGB) or HxWx4 (RGBA) array.")
+    _check_size(arr.shape[1], arr.shape[0], name="(array)")
+    img = Image.fromarray(_scale_to_uint8(np.asarray(arr), "(array)"))
+    return _to_rgb(img, "(array)")
+
+
+def _read_file(path: Path) -> Image.Image:
+    if not path.exists():
+        raise BadImageError(f"Image file {path} does not exist.", "Check the path (relative paths start from the current folder).")
+    if path.is_dir():
+        raise BadImageError(f"{path} is a folder, not an image file.", "Pass one image file.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                _check_size(*img.size, name=str(path))
+                img.load()
+                return _to_rgb(img, str(path))
+    except BadImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImageError(f"Image {path} is too large to open safely ({exc}).", "Downscale the photo.") from exc
+    except UnidentifiedImageError as exc:
+        raise BadImageError(f"{path} is not an image file that can be read.",
+                            "Pass a JPEG, PNG, TIFF, BMP or WebP photo.") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(f"Image {path} is damaged or truncated ({exc}).", "Re-export or re-download the photo.") from exc

@@ -1,0 +1,120 @@
+"""Image backbones by name: timm models with packaged, local-file or hub weights (one factory, timm-style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pipeline.errors import CheckpointError, ConfigError, ModelUnavailableError
+from pipeline.models import efficientnet_lite0
+from pipeline.models.preprocess import Preprocess
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+# Friendly names -> (timm architecture, default weights source).
+ALIASES = {
+    "efficientnet_lite0": (efficientnet_lite0.TIMM_NAME, efficientnet_lite0.WEIGHTS_ID),
+    "tf_efficientnet_lite0": (efficientnet_lite0.TIMM_NAME, efficientnet_lite0.WEIGHTS_ID),
+}
+
+
+@dataclass
+class Backbone:
+    """A headless timm model that returns pooled features, with its preprocessing and provenance."""
+
+    model: nn.Module
+    preprocess: Preprocess
+    name: str
+    arch: str
+    weights: str
+    num_features: int
+
+
+def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "default",
+                    image_size: int | None = None) -> Backbone:
+    """Create a headless timm backbone.
+
+    weights: 'default' (packaged weights for efficientnet_lite0, else the hub), 'hub', 'random' / None,
+    or a local file (.safetensors, .pth, .pt, .bin).
+    """
+    import timm
+
+    arch, default_weights = ALIASES.get(name, (name, "hub"))
+    if weights == "default":
+        weights = default_weights
+    if weights is None:
+        weights = "random"
+    kwargs: dict = {"num_classes": 0}
+    if image_size is not None and "vit" in arch:
+        kwargs["img_size"] = image_size
+    try:
+        if weights == "hub":
+            model = _create_from_hub(arch, kwargs)
+        else:
+            model = timm.create_model(arch, pretrained=False, **kwargs)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc):
+            close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
+            raise ConfigError(f"Unknown backbone {name!r}.",
+                              f"Use a timm model name, e.g. {', '.join(close) or 'efficientnet_lite0, resnet50'}.") from exc
+        raise
+    if weights == efficientnet_lite0.WEIGHTS_ID:
+        efficientnet_lite0.load_packaged_weights(model)
+    elif weights not in ("hub", "random"):
+        load_weights_file(model, Path(weights))
+        weights = str(Path(weights).resolve())
+    model.eval()
+    preprocess = Preprocess.from_timm(model, size=image_size)
+    return Backbone(model=model, preprocess=preprocess, name=name, arch=arch, weights=str(weights),
+                    num_features=int(model.num_features))
+
+
+def _create_from_hub(arch: str, kwargs: dict) -> nn.Module:
+    import timm
+
+    try:
+        return timm.create_model(arch, pretrained=True, **kwargs)
+    except Exception as exc:  # network, hub and cache errors come in many types
+        raise ModelUnavailableError(
+            f"Pretrained weights for {arch!r} could not be downloaded ({type(exc).__name__}: {str(exc)[:200]}).",
+            "Download the weights on a connected machine (e.g. `huggingface-cli download timm/<name>`) and pass "
+            "the file with --weights PATH (.safetensors or .pth), or use the offline default backbone "
+            "'efficientnet_lite0'.",
+        ) from exc
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a state dict safely (safetensors, or torch.load with weights_only=True)."""
+    if not path.exists():
+        raise ModelUnavailableError(f"Weights file {path} does not exist.", "Check the path passed as weights.")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"Could not read weights from {path} ({type(exc).__name__}: {str(exc)[:200]}).",
+                              "Pass a .safetensors file or a plain PyTorch state dict (pickled code is refused).") from exc
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors.", "Save weights with model.state_dict().")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_weights_file(model: nn.Module, path: Path) -> None:
+    """Load backbone weights from a file, ignoring classifier-head tensors; mismatches raise CheckpointError."""
+    state = read_state_dict(path)
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own}
+    shape_errors = [k for k, v in usable.items() if tuple(v.shape) != tuple(own[k].shape)]
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    if shape_errors or missing:
+        detail = f"shape mismatches: {shape_errors[:3]}" if shape_errors else f"missing tensors: {missing[:3]}"
+        raise CheckpointError(f"Weights in {path} do not fit backbone {type(model).__name__} ({detail}).",
+                              "Pass the weights that belong to this --backbone, or pick the matching backbone name.")
+    model.load_state_dict(usable, strict=False)

@@ -1,0 +1,123 @@
+"""Model directories: the trained head as safetensors plus a JSON card; load_classifier restores them exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from pipeline.device import resolve_device
+from pipeline.errors import CheckpointError
+from pipeline.models.classifier import Classifier, LinearProbeClassifier, ZeroShotClassifier
+from pipeline.models.preprocess import Preprocess
+
+CARD = "card.json"
+HEAD = "head.safetensors"
+CARD_FORMAT = 1
+
+
+def _version() -> str:
+    from pipeline import __version__
+
+    return __version__
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON via a temporary file and rename, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def save_classifier(classifier: Classifier, model_dir: str | Path, card: dict | None = None) -> Path:
+    """Save a classifier to MODEL_DIR (head.safetensors + card.json) and return the folder."""
+    out = Path(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    full = {**classifier.card, **(card or {})}
+    full.update(format=CARD_FORMAT, kind=classifier.kind, class_names=classifier.class_names,
+                common_names=classifier.common_names, preprocess=classifier.preprocess.to_dict(),
+                package_version=_version())
+    if isinstance(classifier, LinearProbeClassifier):
+        tensors = {"weight": classifier.head.weight.detach().cpu().contiguous(),
+                   "bias": classifier.head.bias.detach().cpu().contiguous()}
+    elif isinstance(classifier, ZeroShotClassifier):
+        tensors = {"text_weights": classifier.text_weights.detach().cpu().contiguous()}
+        full.update(model_id=classifier.model_id, templates=classifier.templates)
+    else:
+        raise TypeError(f"cannot save a {type(classifier).__name__}")
+    tmp = out / f".{HEAD}.tmp"
+    save_file(tensors, str(tmp))
+    os.replace(tmp, out / HEAD)
+    write_json_atomic(out / CARD, full)
+    classifier.card = full
+    return out
+
+
+def read_card(model_dir: str | Path) -> dict:
+    """The JSON card of a model directory, with a clear error when it is not one."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise CheckpointError(f"Model directory {path} does not exist.",
+                              "Train one with `finer-traits train DATA --out MODEL_DIR`, or check the path.")
+    if not (path / CARD).is_file() or not (path / HEAD).is_file():
+        raise CheckpointError(f"{path} is not a finer-traits model directory (needs {CARD} and {HEAD}).",
+                              "Pass the --out folder of `finer-traits train`.")
+    try:
+        card = json.loads((path / CARD).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path / CARD} cannot be read ({exc}).", "Re-train or restore the model folder.") from exc
+    for key in ("kind", "class_names", "preprocess"):
+        if key not in card:
+            raise CheckpointError(f"{path / CARD} lacks the field {key!r}.", "Re-train or restore the model folder.")
+    return card
+
+
+def load_classifier(model_dir: str | Path, device: str | torch.device = "auto") -> Classifier:
+    """Restore a classifier saved by save_classifier (identical logits)."""
+    from pipeline.models.backbones import create_backbone
+    from pipeline.models.openclip import load_open_clip
+
+    path = Path(model_dir)
+    card = read_card(path)
+    try:
+        tensors = load_file(str(path / HEAD))
+    except Exception as exc:
+        raise CheckpointError(f"{path / HEAD} is damaged ({exc}).", "Re-train or restore the model folder.") from exc
+    dev = resolve_device(device)
+    preprocess = Preprocess.from_dict(card["preprocess"])
+    n = len(card["class_names"])
+    if card["kind"] == LinearProbeClassifier.kind:
+        bcard = card.get("backbone", {})
+        backbone = create_backbone(bcard.get("name", "efficientnet_lite0"), weights=bcard.get("weights", "default"),
+                                   image_size=bcard.get("image_size"))
+        weight, bias = tensors.get("weight"), tensors.get("bias")
+        if weight is None or bias is None or weight.shape != (n, backbone.num_features) or bias.shape != (n,):
+            got = tuple(weight.shape) if weight is not None else None
+            raise CheckpointError(f"Head in {path} has shape {got}; expected ({n}, {backbone.num_features}) for "
+                                  f"backbone {bcard.get('name')!r} and {n} species.",
+                                  "The card and the weights do not belong together: re-train the model.")
+        head = nn.Linear(weight.shape[1], n)
+        with torch.no_grad():
+            head.weight.copy_(weight)
+            head.bias.copy_(bias)
+        clf: Classifier = LinearProbeClassifier(backbone.model, head, card["class_names"], card.get("common_names"),
+                                                preprocess)
+    elif card["kind"] == ZeroShotClassifier.kind:
+        bundle = load_open_clip(card["model_id"], device="cpu")
+        clf = ZeroShotClassifier(bundle.model, bundle.tokenizer, card["class_names"], card.get("common_names"),
+                                 preprocess, templates=card.get("templates"), model_id=card["model_id"])
+        if "text_weights" in tensors and tensors["text_weights"].shape == clf.text_weights.shape:
+            clf.text_weights = tensors["text_weights"]
+    else:
+        raise CheckpointError(f"Unknown classifier kind {card['kind']!r} in {path / CARD}.",
+                              "This model folder was written by a newer finer-traits; upgrade the package.")
+    clf.card = card
+    clf.model_dir = path
+    return clf.to(dev).eval()

@@ -1,0 +1,1 @@
+"""Prompt templates, candidate trait phrases and sentence composition."""
