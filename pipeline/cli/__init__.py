@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from rich.console import Console
 
@@ -25,25 +24,30 @@ def _register() -> None:
     from pipeline.cli import train  # noqa: F401
 
 
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the finer-traits version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging."),
+) -> None:
+    """Find the visible traits that tell a species apart from a similar one."""
+    import logging
+
+    from pipeline import __version__
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if version:
+        typer.echo(f"finer-traits {__version__}")
+        raise typer.Exit()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the app and prints user errors without tracebacks."""
-    _register()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="finer-traits")
     except FinerTraitsError as exc:
         err_console.print(f"[bold red]error[/] {exc}", highlight=False)
         sys.exit(2)
-    except click.exceptions.Abort:
-        err_console.print("Interrupted.")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("Interrupted: work done so far is kept; run the same command again to resume.")
-        sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
 
 
+# Register at import so `from pipeline.cli import app` (tests, CliRunner) sees every command.
 _register()

@@ -33,7 +33,14 @@ def write_json_atomic(path: Path, data: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=2, default=str)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; model folders are meant to be shared
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_classifier(classifier: Classifier, model_dir: str | Path, card: dict | None = None) -> Path:

@@ -1,0 +1,234 @@
+"""Training a linear probe: features extracted once (cached, resumable), then a linear head on top."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from pipeline.datasets import LabelledImages, read_dataset
+from pipeline.device import resolve_device
+from pipeline.errors import BadImageError, DatasetError
+from pipeline.models.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
+from pipeline.models.classifier import LinearProbeClassifier
+from pipeline.models.io import save_classifier, write_json_atomic
+from pipeline.models.preprocess import Preprocess
+
+log = logging.getLogger(__name__)
+CACHE_EVERY = 8  # batches between cache checkpoints: an interrupted extraction loses at most this much work
+
+
+@dataclass
+class TrainReport:
+    """What a training run produced and measured."""
+
+    model_dir: Path
+    accuracy: float | None
+    n_train: int
+    n_test: int
+    n_skipped: int
+    seconds: float
+    species: list[str]
+    per_species: pd.DataFrame = field(repr=False)
+    skipped: list[tuple[str, str]] = field(default_factory=list, repr=False)
+
+
+def _image_key(path: str) -> str:
+    st = os.stat(path)
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
+
+
+class FeatureCache:
+    """Pooled features per image file, keyed by path+size+mtime, for one backbone + preprocessing."""
+
+    def __init__(self, folder: Path | None, backbone: Backbone) -> None:
+        """Open (or start) the cache in folder; folder None keeps features in memory only."""
+        ident = json.dumps({"arch": backbone.arch, "weights": backbone.weights,
+                            "preprocess": backbone.preprocess.to_dict()}, sort_keys=True)
+        digest = hashlib.sha1(ident.encode()).hexdigest()[:16]
+        self.tensor_path = folder / f"features-{digest}.safetensors" if folder else None
+        self.index_path = folder / f"features-{digest}.json" if folder else None
+        self.features: dict[str, torch.Tensor] = {}
+        self.failed: dict[str, str] = {}
+        if self.tensor_path and self.tensor_path.is_file() and self.index_path.is_file():
+            try:
+                keys = json.loads(self.index_path.read_text())
+                feats = load_file(str(self.tensor_path))["features"]
+                if len(keys["keys"]) == feats.shape[0]:
+                    self.features = dict(zip(keys["keys"], feats))
+                    self.failed = keys.get("failed", {})
+            except Exception as exc:  # a damaged cache is only a cache: rebuild it
+                log.warning("Ignoring unreadable feature cache %s (%s)", self.tensor_path, exc)
+
+    def save(self) -> None:
+        """Write features and index atomically (tensor file first, then the index that names its rows)."""
+        if not self.features or self.tensor_path is None:
+            return
+        self.tensor_path.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(self.features)
+        tmp = self.tensor_path.with_suffix(".tmp")
+        save_file({"features": torch.stack([self.features[k] for k in keys]).contiguous()}, str(tmp))
+        os.replace(tmp, self.tensor_path)
+        write_json_atomic(self.index_path, {"keys": keys, "failed": self.failed})
+
+
+class _ImageSet(torch.utils.data.Dataset):
+    def __init__(self, paths: list[str], preprocess: Preprocess) -> None:
+        self.paths, self.preprocess = paths, preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            return self.preprocess.image_to_tensor(self.paths[i]), i, ""
+        except BadImageError as exc:
+            h, w = self.preprocess.size
+            return torch.zeros(3, h, w), i, exc.problem
+
+
+@torch.inference_mode()
+def extract_features(backbone: Backbone, paths: list[str], device: torch.device, cache: FeatureCache | None = None,
+                     batch_size: int = 32, workers: int = 0) -> tuple[torch.Tensor, list[bool], dict[str, str]]:
+    """Pooled features [N, D] for image files (zeros where unreadable), a per-image ok flag and failure reasons."""
+    keys = [_image_key(p) for p in paths]
+    cache = cache or FeatureCache(None, backbone)
+    todo = [i for i, k in enumerate(keys) if k not in cache.features and k not in cache.failed]
+    model = backbone.model.to(device).eval()
+    if todo:
+        loader = torch.utils.data.DataLoader(_ImageSet([paths[i] for i in todo], backbone.preprocess),
+                                             batch_size=batch_size, num_workers=workers)
+        for b, (x, idx, errors) in enumerate(tqdm(loader, desc="Extracting features", unit="batch")):
+            feats = model(x.to(device)).float().cpu()
+            for j, i in enumerate(idx.tolist()):
+                key = keys[todo[i]]
+                if errors[j]:
+                    cache.failed[key] = errors[j]
+                else:
+                    cache.features[key] = feats[j].clone()
+            if (b + 1) % CACHE_EVERY == 0:
+                cache.save()
+        cache.save()
+    ok = [k in cache.features for k in keys]
+    dim = backbone.num_features
+    out = torch.stack([cache.features[k] if k in cache.features else torch.zeros(dim) for k in keys]) if keys \
+        else torch.zeros(0, dim)
+    failures = {paths[i]: cache.failed[k] for i, k in enumerate(keys) if k in cache.failed}
+    return out, ok, failures
+
+
+def fit_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int = 300,
+                    lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0) -> nn.Linear:
+    """Full-batch Adam on standardised features; the standardisation is folded back into the weights.
+
+    Folding keeps the saved head a plain linear map on raw pooled features, which the CAM fast path needs.
+    """
+    torch.manual_seed(seed)
+    mean = features.mean(0)
+    std = features.std(0).clamp_min(1e-6)
+    z = (features - mean) / std
+    head = nn.Linear(features.shape[1], num_classes).to(features.device)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
+    with torch.enable_grad():
+        for _ in range(epochs):
+            opt.zero_grad()
+            loss = F.cross_entropy(head(z), labels)
+            loss.backward()
+            opt.step()
+    folded = nn.Linear(features.shape[1], num_classes)
+    with torch.no_grad():
+        folded.weight.copy_((head.weight / std).cpu())
+        folded.bias.copy_((head.bias - (head.weight * mean / std).sum(1)).cpu())
+    return folded
+
+
+def per_species_summary(species: list[str], labels: torch.Tensor, predicted: torch.Tensor) -> pd.DataFrame:
+    """Per species: test images, accuracy, and the species it is most often mistaken for."""
+    rows = []
+    for i, name in enumerate(species):
+        sel = labels == i
+        n = int(sel.sum())
+        wrong = predicted[sel][predicted[sel] != i]
+        confused = species[int(wrong.mode().values)] if len(wrong) else ""
+        rows.append({"species": name, "n_test": n,
+                     "accuracy": float((predicted[sel] == i).float().mean()) if n else float("nan"),
+                     "errors": int(len(wrong)), "most_confused_with": confused})
+    return pd.DataFrame(rows)
+
+
+def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | None = None,
+                     backbone: str = DEFAULT_BACKBONE, epochs: int = 300, device: str = "auto",
+                     image_size: int | None = None, seed: int = 0, batch_size: int = 32, weights: str = "default",
+                     lr: float = 1e-2, workers: int = 0) -> TrainReport:
+    """Train a linear-probe classifier on labelled photos and save it to `out` (a model folder)."""
+    start = time.perf_counter()
+    dev = resolve_device(device)
+    dataset = read_dataset(data, manifest, seed=seed)
+    bb = create_backbone(backbone, weights=weights, image_size=image_size)
+    out = Path(out)
+    cache = FeatureCache(out / ".cache", bb)
+    feats, ok, failures = extract_features(bb, list(dataset.frame["path"]), dev, cache, batch_size, workers)
+    skipped = dataset.skipped + [(p, f"unreadable image: {why}") for p, why in failures.items()]
+    for p, why in failures.items():
+        log.warning("Skipped unreadable image %s: %s", p, why)
+    frame = dataset.frame[ok].reset_index(drop=True)
+    feats = feats[torch.tensor(ok, dtype=torch.bool)] if len(ok) else feats
+    species = sorted(frame["species"].unique())
+    if len(species) < 2:
+        raise DatasetError(f"After skipping {len(skipped)} unusable files only {len(species)} species remain.",
+                           "Check the warnings above and fix or remove the broken image files.")
+    labels = torch.tensor([species.index(s) for s in frame["species"]])
+    is_train = torch.tensor((frame["split"] == "train").to_numpy())
+    if not is_train.any():
+        raise DatasetError("The training split is empty.", "Mark some rows split=train, or drop the split column.")
+    head = fit_linear_head(feats[is_train].to(dev), labels[is_train].to(dev), len(species), epochs, lr, seed=seed)
+    with torch.no_grad():
+        predicted = head(feats).argmax(-1)
+    test = ~is_train
+    accuracy = float((predicted[test] == labels[test]).float().mean()) if test.any() else None
+    summary = per_species_summary(species, labels[test], predicted[test])
+    commons = LabelledImages(frame, dataset.source).common_names()
+    clf = LinearProbeClassifier(bb.model, head, species, commons, bb.preprocess)
+    seconds = time.perf_counter() - start
+    card = {
+        "backbone": {"name": bb.name, "arch": bb.arch, "weights": bb.weights, "image_size": image_size,
+                     "num_features": bb.num_features},
+        "training": {"data": dataset.source, "n_train": int(is_train.sum()), "n_test": int(test.sum()),
+                     "n_skipped": len(skipped), "epochs": epochs, "lr": lr, "seed": seed, "device": str(dev),
+                     "seconds": round(seconds, 1), "images_per_species": frame["species"].value_counts().to_dict()},
+        "accuracy": None if accuracy is None else round(accuracy, 4),
+        "per_species_accuracy": dict(zip(summary["species"], summary["accuracy"].round(4))),
+    }
+    save_classifier(clf, out, card)
+    _write_table(out / "references.csv", frame.assign(image=frame["path"])[["image", "species", "split"]])
+    _write_table(out / "per_species.csv", summary)
+    _write_table(out / "confusion.csv", _confusion(species, labels[test], predicted[test]))
+    if skipped:
+        _write_table(out / "skipped.csv", pd.DataFrame(skipped, columns=["path", "reason"]))
+    return TrainReport(model_dir=out, accuracy=accuracy, n_train=int(is_train.sum()), n_test=int(test.sum()),
+                       n_skipped=len(skipped), seconds=seconds, species=species, per_species=summary, skipped=skipped)
+
+
+def _confusion(species: list[str], labels: torch.Tensor, predicted: torch.Tensor) -> pd.DataFrame:
+    k = len(species)
+    counts = torch.bincount(labels * k + predicted, minlength=k * k).reshape(k, k) if len(labels) else torch.zeros(k, k)
+    return pd.DataFrame(counts.numpy(), index=pd.Index(species, name="true"), columns=species).reset_index()
+
+
+def _write_table(path: Path, frame: pd.DataFrame) -> None:
+    tmp = path.with_suffix(".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
