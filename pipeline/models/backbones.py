@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,17 +50,11 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
     kwargs: dict = {"num_classes": 0}
     if image_size is not None and "vit" in arch:
         kwargs["img_size"] = image_size
-    try:
-        if weights == "hub":
-            model = _create_from_hub(arch, kwargs)
-        else:
-            model = timm.create_model(arch, pretrained=False, **kwargs)
-    except RuntimeError as exc:
-        if "Unknown model" in str(exc):
-            close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
-            raise ConfigError(f"Unknown backbone {name!r}.",
-                              f"Use a timm model name, e.g. {', '.join(close) or 'efficientnet_lite0, resnet50'}.") from exc
-        raise
+    if not timm.is_model(arch):
+        close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
+        raise ConfigError(f"Unknown backbone {name!r}.",
+                          f"Use a timm model name, e.g. {', '.join(close) or 'efficientnet_lite0, resnet50, vit_base_patch16_224'}.")
+    model = _create_from_hub(arch, kwargs) if weights == "hub" else timm.create_model(arch, pretrained=False, **kwargs)
     if weights == efficientnet_lite0.WEIGHTS_ID:
         efficientnet_lite0.load_packaged_weights(model)
     elif weights not in ("hub", "random"):
