@@ -21,7 +21,12 @@ err_console = Console(stderr=True)
 
 def _register() -> None:
     # Importing a command module adds its commands to `app`.
+    from pipeline.cli import evaluate  # noqa: F401
     from pipeline.cli import train  # noqa: F401
+    from pipeline.cli import describe  # noqa: F401
+    from pipeline.cli import batch, db  # noqa: F401
+    from pipeline.cli import synth  # noqa: F401
+    from pipeline.cli import cam  # noqa: F401
 
 
 @app.callback()
@@ -47,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     except FinerTraitsError as exc:
         err_console.print(f"[bold red]error[/] {exc}", highlight=False)
         sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("Interrupted. Work saved so far is kept; run the same command again to resume.")
+        sys.exit(130)
 
 
 # Register at import so `from pipeline.cli import app` (tests, CliRunner) sees every command.
