@@ -1,0 +1,105 @@
+"""Writing a synthetic dataset folder: atomic creation, PNG and CSV writers, the stratified split, reuse checks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pipeline.errors import DatasetError
+
+MANIFEST = "manifest.csv"
+DATASET_JSON = "dataset.json"
+
+
+def folder_name(species: str) -> str:
+    """ImageFolder folder name of a species: spaces become underscores (readers turn them back)."""
+    return species.replace(" ", "_")
+
+
+def save_png(path: Path, array: np.ndarray) -> None:
+    """Write an RGB or single-channel uint8 array as a PNG (PIL's PNG output is deterministic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(path, format="PNG", optimize=False)
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict]) -> None:
+    """Write rows (dicts) with a fixed column order and '\\n' line ends, so files are byte-identical across runs."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON with sorted keys and a trailing newline."""
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def stratified_split(n: int, test_fraction: float, rng: np.random.Generator) -> list[str]:
+    """'train'/'test' labels for n images of one class: round(n * test_fraction) test images, at least one each when n >= 2."""
+    n_test = int(round(n * test_fraction))
+    if n >= 2:
+        n_test = min(max(n_test, 1), n - 1)
+    else:
+        n_test = 0
+    labels = np.array(["train"] * n, dtype=object)
+    labels[rng.permutation(n)[:n_test]] = "test"
+    return list(labels)
+
+
+def _existing_matches(out: Path, config: dict, marker: str) -> bool:
+    try:
+        found = json.loads((out / marker).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return found.get("config") == config
+
+
+@contextmanager
+def atomic_dataset_dir(out_dir: str | Path, config: dict, overwrite: bool = False,
+                       marker: str = DATASET_JSON) -> Iterator[Path | None]:
+    """Yield a temporary folder to fill; on success it replaces out_dir in one rename, on error it is deleted.
+
+    Yields None when out_dir already holds a complete folder made with the same config (the "config" entry of the
+    JSON file `marker`, written last): callers then skip
+    generation (this makes repeated calls, e.g. from test fixtures, cheap). An existing non-empty folder with
+    other content is only replaced when overwrite is true.
+    """
+    out = Path(out_dir).expanduser()
+    if out.exists():
+        if not out.is_dir():
+            raise DatasetError(f"{out} exists and is a file, not a dataset folder.", "Choose another output path.")
+        if not overwrite and _existing_matches(out, config, marker):
+            yield None
+            return
+        if not overwrite and any(out.iterdir()):
+            raise DatasetError(f"{out} already exists and was not made by this generator with these settings.",
+                               "Choose an empty or new folder, or pass overwrite=True (CLI: --overwrite).")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the final folder should have normal permissions
+    try:
+        yield tmp
+        if out.exists():
+            # Move the old folder aside first so that out_dir is never a mix of old and new files.
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, trash / "old")
+            os.replace(tmp, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,30 @@
+"""Shared pytest fixtures: small synthetic datasets with ground truth (layout: see evaluation.synthetic)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Tests must never download: make every Hugging Face client fail fast instead of reaching for the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def synthetic_species_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 species (3 sibling pairs) x 12 images of 96 px, seed 0: 9 train + 3 test per species. Read-only: copy
+    it before changing anything."""
+    from evaluation.synthetic import make_species
+
+    return make_species(tmp_path_factory.mktemp("synthetic") / "species", n_per_species=12, image_size=96, seed=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 shape classes x 12 images of 96 px, seed 0: 9 train + 3 test per class. Read-only: copy it before
+    changing anything."""
+    from evaluation.synthetic import make_shapes
+
+    return make_shapes(tmp_path_factory.mktemp("synthetic") / "shapes", n_per_class=12, image_size=96, seed=0)

@@ -1,0 +1,137 @@
+"""The tiny offline CLIP: captions, loss, a few seconds of training, and the open_clip local-folder round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from evaluation.synthetic import tiny_clip as tc
+from evaluation.synthetic.species import PARTS
+
+
+@pytest.fixture(scope="module")
+def tiny_clip_dir(synthetic_species_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_clip") / "clip"
+    return tc.train_tiny_clip(synthetic_species_dir, out, max_steps=10, batch_size=32, variants=1, device="cpu",
+                              threads=1, progress=False)
+
+
+def test_caption_variants():
+    assert "orange band on the forewing" in tc.caption_variants("forewing band", "colour", "orange",
+                                                                "orange band across the forewing")
+    assert "a hindwing with a tail" in tc.caption_variants("hindwing tail", "presence", "present", "a tail on the hindwing")
+    assert "no tail on the hindwing" in tc.caption_variants("hindwing tail", "presence", "absent",
+                                                            "hindwing without a tail")
+
+
+def test_captions_attach_absence_to_the_host_part(synthetic_species_dir):
+    traits = tc._read_csv(synthetic_species_dir / "traits.csv")
+    caps = tc.build_captions(traits, list(PARTS.values()))
+    hind = {caps.captions[i] for i in caps.positives[("Caudia ecaudata", "hindwing")]}
+    assert "hindwing without a tail" in hind and "a hindwing with a tail" not in hind
+    tail = {caps.captions[i] for i in caps.positives[("Caudia caudata", "hindwing tail")]}
+    assert {"a tail on the hindwing", "a hindwing with a tail", "long tail on the hindwing"} <= tail
+    band = {caps.captions[i] for i in caps.positives[("Synthia rubra", "forewing band")]}
+    assert band == {"red band across the forewing", "red forewing band", "a red forewing band", "red band on the forewing"}
+
+
+def test_multi_positive_loss_prefers_aligned_embeddings():
+    torch.manual_seed(0)
+    txt = torch.nn.functional.normalize(torch.randn(5, 8), dim=-1)
+    pos = torch.zeros(4, 5, dtype=torch.bool)
+    pos[0, 0] = pos[1, 1] = pos[2, 2] = pos[3, [3, 4]] = True
+    aligned = torch.nn.functional.normalize(txt[:4] + 0.01 * torch.randn(4, 8), dim=-1)
+    shuffled = aligned[[1, 2, 3, 0]]
+    scale = torch.tensor(10.0)
+    good = tc.multi_positive_clip_loss(aligned, txt, pos, scale)
+    bad = tc.multi_positive_clip_loss(shuffled, txt, pos, scale)
+    assert float(good) < float(bad) - 1.0
+    # Loss lower bound: image->text can at best spread mass evenly over the two positives of row 3.
+    assert float(good) > 0
+
+
+def test_training_lowers_the_loss_and_writes_an_open_clip_folder(tiny_clip_dir):
+    files = {p.name for p in tiny_clip_dir.iterdir()}
+    assert {"open_clip_config.json", "open_clip_model.safetensors", "training.json"} <= files
+    cfg = json.loads((tiny_clip_dir / "open_clip_config.json").read_text())
+    assert cfg["model_cfg"] == tc.TINY_CLIP_CONFIG and cfg["preprocess_cfg"]["size"] == tc.CROP_SIZE
+    report = json.loads((tiny_clip_dir / "training.json").read_text())
+    losses = report["losses"]
+    assert report["steps"] == 10 and len(losses) == 10
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.15, losses
+    ev = report["eval"]
+    assert ev["n_crops"] > 50 and 0.0 <= ev["top1"] <= ev["top3"] <= 1.0
+    assert ev["top3"] > 3 / ev["n_phrases"]  # better than guessing, even after a few seconds
+
+
+def test_local_folder_round_trip_gives_identical_embeddings(tiny_clip_dir, synthetic_species_dir):
+    import open_clip
+    from safetensors.torch import load_file
+
+    from pipeline.models import load_open_clip
+
+    bundle = load_open_clip(str(tiny_clip_dir))
+    assert tuple(bundle.preprocess.size) == (tc.CROP_SIZE, tc.CROP_SIZE)
+    assert np.allclose(bundle.preprocess.mean, tc.MEAN)
+    reference = open_clip.CLIP(**tc.TINY_CLIP_CONFIG)
+    reference.load_state_dict(load_file(str(tiny_clip_dir / "open_clip_model.safetensors")))
+    reference.eval()
+    images = torch.randn(3, 3, tc.CROP_SIZE, tc.CROP_SIZE)
+    tokens = bundle.tokenizer(["orange band across the forewing", "a hindwing with a tail"])
+    with torch.no_grad():
+        assert torch.equal(bundle.model.encode_image(images), reference.encode_image(images))
+        assert torch.equal(bundle.model.encode_text(tokens), reference.encode_text(tokens))
+        fresh = open_clip.CLIP(**tc.TINY_CLIP_CONFIG).eval()
+        assert not torch.allclose(fresh.encode_text(tokens), reference.encode_text(tokens))
+    # The loaded model reproduces the held-out scores recorded at the end of training.
+    traits = tc._read_csv(synthetic_species_dir / "traits.csv")
+    caps = tc.build_captions(traits, list(PARTS.values()))
+    test = tc.extract_crops(synthetic_species_dir, "test", PARTS, 1, np.random.default_rng(1), jitter=False)
+    ev = tc.caption_retrieval(bundle.model, bundle.tokenizer, test, caps,
+                              tc._read_csv(synthetic_species_dir / "pairs.csv"), torch.device("cpu"))
+    recorded = json.loads((tiny_clip_dir / "training.json").read_text())["eval"]
+    assert ev["top1"] == pytest.approx(recorded["top1"]) and ev["top3"] == pytest.approx(recorded["top3"])
+
+
+def test_reuse_and_bad_dataset(tiny_clip_dir, synthetic_species_dir, synthetic_shapes_dir, tmp_path):
+    from pipeline.errors import DatasetError
+
+    stamp = (tiny_clip_dir / "open_clip_model.safetensors").stat().st_mtime_ns
+    again = tc.train_tiny_clip(synthetic_species_dir, tiny_clip_dir, max_steps=10, batch_size=32, variants=1,
+                               device="cpu", progress=False)
+    assert (again / "open_clip_model.safetensors").stat().st_mtime_ns == stamp
+    with pytest.raises(DatasetError, match="synth species"):
+        tc.train_tiny_clip(synthetic_shapes_dir, tmp_path / "c", max_steps=1, progress=False)
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("kwargs", [dict(minutes=0), dict(max_steps=0), dict(batch_size=1)])
+def test_bad_training_arguments(synthetic_species_dir, tmp_path, kwargs):
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        tc.train_tiny_clip(synthetic_species_dir, tmp_path / "c", progress=False, **kwargs)
+    assert not (tmp_path / "c").exists()
+
+
+def test_missing_dataset(tmp_path):
+    from pipeline.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="does not exist"):
+        tc.train_tiny_clip(tmp_path / "nope", tmp_path / "c", max_steps=1, progress=False)
+
+
+def test_cli_tiny_clip(synthetic_species_dir, tmp_path, capsys):
+    from pipeline.cli import main
+
+    try:
+        main(["synth", "tiny-clip", str(synthetic_species_dir), str(tmp_path / "clip"), "--max-steps", "3",
+              "--device", "cpu", "--report", str(tmp_path / "r.json")])
+    except SystemExit as exc:
+        assert not exc.code
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["steps"] == 3 and (tmp_path / "clip" / "open_clip_model.safetensors").is_file()
+    assert "top-3" in capsys.readouterr().out
