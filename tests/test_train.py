@@ -111,7 +111,7 @@ def test_empty_and_single_species_data_are_refused(tmp_path):
 
 
 def test_manifest_split_columns_and_errors(tmp_path):
-    data = make_folder(tmp_path / "data", n=4)
+    make_folder(tmp_path / "data", n=4)
     rows = [{"image": f"data/{sp}/{i:03d}.png", "scientific_name": sp.replace("_", " "), "common_name": f"{sp} common",
              "split": "test" if i == 0 else "train"} for sp in COLOURS for i in range(4)]
     rows.append({"image": "data/missing.png", "scientific_name": "Rubra alpha", "split": "train"})

@@ -21,12 +21,7 @@ err_console = Console(stderr=True)
 
 def _register() -> None:
     # Importing a command module adds its commands to `app`.
-    from pipeline.cli import evaluate  # noqa: F401
-    from pipeline.cli import train  # noqa: F401
-    from pipeline.cli import describe  # noqa: F401
-    from pipeline.cli import batch, db  # noqa: F401
-    from pipeline.cli import synth  # noqa: F401
-    from pipeline.cli import cam  # noqa: F401
+    from pipeline.cli import batch, cam, db, describe, evaluate, synth, train  # noqa: F401
 
 
 @app.callback()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,13 +19,13 @@ def train(
     data: Annotated[Path, typer.Argument(help="ImageFolder tree (one folder per species, e.g. images/Vanessa_atalanta/*.jpg) "
                                               "or a manifest CSV.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (head.safetensors, card.json, reports).")],
-    manifest: Annotated[Optional[Path], typer.Option(help="CSV with 'image' (relative to the CSV) and 'species' or "
+    manifest: Annotated[Path | None, typer.Option(help="CSV with 'image' (relative to the CSV) and 'species' or "
                                                           "'scientific_name'; optional 'common_name', 'split'.")] = None,
     backbone: Annotated[str, typer.Option(help="timm backbone. Default efficientnet_lite0 (ImageNet weights ship with "
                                                "the package, works offline).")] = "efficientnet_lite0",
     weights: Annotated[str, typer.Option(help="'default', 'hub' (download), 'random', or a local .safetensors/.pth file.")] = "default",
     epochs: Annotated[int, typer.Option(min=1, help="Full-batch optimisation steps of the linear head.")] = 300,
-    image_size: Annotated[Optional[int], typer.Option(help="Input size in px (default: the backbone's own).")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Input size in px (default: the backbone's own).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per feature-extraction batch.")] = 32,
     workers: Annotated[int, typer.Option(min=0, help="Image-loading worker processes.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed for the split (when the data has none) and the head.")] = 0,
