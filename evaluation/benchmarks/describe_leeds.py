@@ -1,0 +1,90 @@
+"""Benchmark: describe() on the Leeds butterflies, checked against the field-guide descriptions.
+
+For each pair (default: Vanessa atalanta vs Vanessa cardui, Heliconius charitonius vs Heliconius erato), every
+test photo of the target species is described against the contrast species with the default offline pipeline
+(ColorScorer). Reported: the share of photos whose top-5 traits include one marked `confirmed`, and precision /
+recall / F1 / direction accuracy of the top-5 against the expert difference set (traits.scores.score), with the
+random-phrase controls' largest |effect| next to the top real trait's.
+
+    python -m evaluation.benchmarks.describe_leeds --model MODEL_DIR [--scorer color] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+PAIRS = (("Vanessa atalanta", "Vanessa cardui"), ("Heliconius charitonius", "Heliconius erato"))
+
+
+def run(leeds: Path, model: Path, scorer: str = "color", pairs=PAIRS, limit: int | None = None,
+        top_k: int = 5) -> pd.DataFrame:
+    """One row per described photo."""
+    from pipeline.describe import Pipeline
+    from traits.match import expert_differences
+    from traits.model import TraitDifference
+    from traits.scores import score
+
+    pipe = Pipeline.load(model, scorer=scorer, expert=leeds / "species.csv", device="cpu", progress=True)
+    manifest = pd.read_csv(leeds / "manifest.csv")
+    rows = []
+    for target, contrast in pairs:
+        expert = expert_differences(pipe.expert[target], pipe.expert[contrast])
+        photos = manifest[(manifest["scientific_name"] == target) & (manifest["split"] == "test")]["image"].tolist()
+        for photo in tqdm(photos[:limit], desc=f"{target} vs {contrast}"):
+            t0 = time.perf_counter()
+            r = pipe.describe(leeds / photo, contrast, target_species=target, top_k=top_k)
+            secs = time.perf_counter() - t0
+            gens = [TraitDifference(trait=t.trait, direction=t.direction, target=target, contrast=contrast,
+                                    score=float(top_k - t.rank), phrase=t.phrase) for t in r.traits]
+            s = score(gens, expert, group="butterfly")
+            statuses = [t.expert_status for t in r.traits]
+            rows.append({"target": target, "contrast": contrast, "photo": photo, "n_traits": len(r.traits),
+                         "any_confirmed": "confirmed" in statuses, "n_confirmed": statuses.count("confirmed"),
+                         "n_contradicted": statuses.count("contradicted"), "precision": s.precision,
+                         "recall": s.recall, "f1": s.f1, "direction_accuracy": s.direction_accuracy,
+                         "n_expert": len(expert), "uncertain": r.uncertain,
+                         "top_effect": abs(r.traits[0].effect) if r.traits else 0.0,
+                         "control_effect": max((abs(c.effect) for c in r.controls), default=0.0),
+                         "seconds": secs, "traits": "; ".join(f"{t.phrase} {t.direction} [{t.expert_status}]"
+                                                              for t in r.traits)})
+    return pd.DataFrame(rows)
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Per pair: photos, share with a confirmed trait in the top 5, mean P/R/F1/direction accuracy, controls."""
+    g = df.groupby(["target", "contrast"], sort=False)
+    return g.agg(photos=("photo", "size"), confirmed_rate=("any_confirmed", "mean"),
+                 precision=("precision", "mean"), recall=("recall", "mean"), f1=("f1", "mean"),
+                 direction_accuracy=("direction_accuracy", "mean"), contradicted_per_photo=("n_contradicted", "mean"),
+                 uncertain=("uncertain", "mean"), top_effect=("top_effect", "median"),
+                 control_effect=("control_effect", "max")).reset_index()
+
+
+def main() -> None:
+    from evaluation.benchmarks.describe_synthetic import markdown
+    from pipeline.paths import leeds_root
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", type=Path, required=True, help="a model folder trained on the Leeds manifest")
+    ap.add_argument("--scorer", default="color")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    leeds = leeds_root()
+    if leeds is None:
+        raise SystemExit("Leeds butterflies not found: set FINER_TRAITS_DATA.")
+    df = run(leeds, args.model, args.scorer, limit=args.limit)
+    if args.out:
+        df.to_csv(args.out, index=False)
+    print(markdown(summarise(df)))
+    print(f"median seconds per photo: {np.median(df['seconds']):.2f}")
+
+
+if __name__ == "__main__":
+    main()

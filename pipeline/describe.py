@@ -1,0 +1,475 @@
+"""describe(): how the pictured species differs from a contrast species, in traits and words.
+
+The flow reads top to bottom as five stages: maps (pipeline.cam), regions (pipeline.regions), phrases (prompts),
+scores (pipeline.scorers) and words (prompts.compose). This module holds the result objects and the Pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pipeline.errors import ConfigError
+from pipeline.regions import Region
+
+CONFIDENCES = ("strong", "moderate", "weak")
+
+
+def trait_to_dict(trait: Any) -> dict:
+    """A traits.Trait (or any dataclass / dict) as a JSON-able dict."""
+    if trait is None:
+        return {}
+    if hasattr(trait, "to_dict"):
+        return trait.to_dict()
+    if dataclasses.is_dataclass(trait):
+        return {k: v for k, v in dataclasses.asdict(trait).items()}
+    if isinstance(trait, dict):
+        return dict(trait)
+    return {"text": str(trait)}
+
+
+@dataclass
+class TraitEvidence:
+    """One generated trait and the evidence behind it.
+
+    score: how strongly this image shows the phrase, relative to the rest of the organism in the same image.
+    contrast_score: the same phrase's score on the contrast species' reference photos (None without references).
+    direction: '+' when the pictured (target) species shows the trait more than the contrast species, '-' when
+    less (the traits.TraitDifference convention). confidence: strong / moderate / weak, from the standardised target-vs-contrast gap.
+    expert_status: confirmed / contradicted / new from traits.check, or None without expert lists.
+    region: index into DescribeResult.regions of the region that carries the evidence (None: whole organism).
+    """
+
+    trait: Any  # traits.Trait
+    phrase: str
+    region: int | None
+    score: float
+    contrast_score: float | None
+    direction: str
+    confidence: str
+    expert_status: str | None
+    rank: int
+    effect: float = 0.0  # standardised target-vs-contrast gap used for ranking
+    control: bool = False  # True for random-phrase controls
+
+    def to_dict(self) -> dict:
+        """JSON-able dict."""
+        return {"trait": trait_to_dict(self.trait), "phrase": self.phrase, "region": self.region,
+                "score": _r(self.score), "contrast_score": _r(self.contrast_score), "direction": self.direction,
+                "confidence": self.confidence, "expert_status": self.expert_status, "rank": self.rank,
+                "effect": _r(self.effect), "control": self.control}
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(float(v), 4)
+
+
+@dataclass
+class DescribeResult:
+    """What describe() returns: the paragraph, ranked traits with evidence, regions, maps and provenance.
+
+    maps: name -> float32 [H, W] in [0, 1] at the classifier's input size ('gradcam', 'finer', 'finer_reverse').
+    target_probability: the classifier's softmax probability of the target species for this photo.
+    uncertain: True when the classifier is unsure (the target is not its top guess, or its probability is low).
+    """
+
+    text: str
+    traits: list[TraitEvidence]
+    regions: list[Region]
+    maps: dict[str, np.ndarray]
+    provenance: dict
+    target_species: str
+    contrast_species: str
+    target_probability: float
+    uncertain: bool
+    controls: list[TraitEvidence] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    image: Any = field(default=None, repr=False)  # the RGB PIL photo (left out of to_dict)
+
+    def to_dict(self, include_maps: bool = False) -> dict:
+        """JSON-able dict; maps are included as nested lists only when asked (they are large)."""
+        out = {"text": self.text, "target_species": self.target_species, "contrast_species": self.contrast_species,
+               "target_probability": _r(self.target_probability), "uncertain": self.uncertain,
+               "traits": [t.to_dict() for t in self.traits], "regions": [r.to_dict() for r in self.regions],
+               "controls": [c.to_dict() for c in self.controls], "warnings": list(self.warnings),
+               "provenance": self.provenance}
+        if include_maps:
+            out["maps"] = {k: np.round(np.asarray(v, dtype=np.float32), 3).tolist() for k, v in self.maps.items()}
+        return out
+
+    def to_json(self, include_maps: bool = False, indent: int | None = 2) -> str:
+        """The to_dict() as a JSON string."""
+        return json.dumps(self.to_dict(include_maps=include_maps), indent=indent, default=str)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pipeline: five stages, top to bottom.
+
+MODEL_ENV = "FINER_TRAITS_MODEL"
+UNCERTAIN_BELOW = 0.5  # target probability under which the result is flagged as uncertain
+MAX_WORK_SIDE = 1024  # huge photos are processed at this longest side (maps and regions need no more)
+
+
+def _related_parts(group: str):
+    """A predicate: are two parts the same or one inside the other (vocabulary hierarchy)?"""
+    try:
+        from traits.vocab import load_vocab
+
+        pv = load_vocab().part_vocab(group)
+    except Exception:  # noqa: BLE001 - without the vocabulary only identical parts are related
+        pv = None
+
+    def related(a: str, b: str) -> bool:
+        if a == b:
+            return True
+        if pv is None:
+            return a in b or b in a
+        try:
+            return a in pv.ancestors(b) or b in pv.ancestors(a)
+        except Exception:  # noqa: BLE001
+            return a in b or b in a
+
+    return related
+
+
+def _finer_part(group: str):
+    """A predicate: does part a lie inside part b ('hindwing margin' inside 'hindwing')?"""
+    try:
+        from traits.vocab import load_vocab
+
+        pv = load_vocab().part_vocab(group)
+    except Exception:  # noqa: BLE001 - without the vocabulary, fall back on the words
+        pv = None
+
+    def finer(a: str, b: str) -> bool:
+        if a == b:
+            return False
+        if pv is not None:
+            try:
+                return b in pv.ancestors(a)
+            except Exception:  # noqa: BLE001
+                pass
+        return b in a
+
+    return finer
+
+
+def _expert_lists(expert: Any, names: Sequence[str]) -> list[Any | None]:
+    """The expert TraitList of each named species (None where the source has none)."""
+    from pipeline.species import normalise_name
+
+    if expert is None:
+        return [None] * len(names)
+    lists: list[Any] = []
+    if isinstance(expert, Mapping):
+        lists = list(expert.values())
+    elif isinstance(expert, (list, tuple)):
+        lists = list(expert)
+    elif hasattr(expert, "traits") and hasattr(expert, "taxon"):
+        lists = [expert]
+    elif hasattr(expert, "lists"):
+        lists = list(expert.lists.values()) if isinstance(expert.lists, Mapping) else list(expert.lists)
+    by_name = {normalise_name(getattr(tl, "taxon", "")): tl for tl in lists}
+    if isinstance(expert, Mapping):
+        by_name.update({normalise_name(k): v for k, v in expert.items()})
+    return [by_name.get(normalise_name(n)) for n in names]
+
+
+def load_expert_source(expert: Any, group: str = "butterfly") -> Any:
+    """An expert source loaded with traits.load_expert ({taxon: TraitList}); None stays None."""
+    if expert is None:
+        return None
+    from traits.expert import load_expert
+
+    return load_expert(expert, group=group)
+
+
+def check_statuses(differences: list[Any], expert_target: Any, expert_contrast: Any,
+                   group: str | None = None) -> list[str | None]:
+    """traits.check statuses (confirmed / contradicted / new) for generated differences; None without lists."""
+    if expert_target is None and expert_contrast is None:
+        return [None] * len(differences)
+    from traits.match import check
+
+    checked = check(differences, expert_target if expert_target is not None else [],
+                           expert_contrast if expert_contrast is not None else [], group=group)
+    return [getattr(c, "status", None) for c in checked]
+
+
+class Pipeline:
+    """A loaded classifier + scorer (+ expert lists) that describes photos against a contrast species."""
+
+    def __init__(self, classifier: Any, scorer: Any = "color", expert: Any = None, group: str = "butterfly",
+                 model_dir: str | Path | None = None, gamma: float = 0.6, n_regions: int = 3,
+                 max_references: int = 16, uncertain_below: float = UNCERTAIN_BELOW, n_controls: int = 8,
+                 device: str = "auto", progress: bool = False) -> None:
+        from pipeline.scorers import create_scorer
+
+        self.classifier = classifier
+        self.scorer = create_scorer(scorer, device=device)
+        self.expert = load_expert_source(expert, group)
+        self.group = group
+        self.model_dir = Path(model_dir) if model_dir else getattr(classifier, "model_dir", None)
+        self.gamma = gamma
+        self.n_regions = n_regions
+        self.max_references = max_references
+        self.uncertain_below = uncertain_below
+        self.n_controls = n_controls
+        self.progress = progress
+
+    def __repr__(self) -> str:
+        return (f"Pipeline(model_dir={str(self.model_dir)!r}, scorer={self.scorer.spec!r}, group={self.group!r}, "
+                f"species={self.classifier.num_classes})")
+
+    @classmethod
+    def load(cls, model_dir: str | Path, scorer: Any = "color", expert: Any = None, device: str = "auto",
+             **kwargs: Any) -> Pipeline:
+        """Load the classifier in MODEL_DIR and build the scorer ('color', 'openclip:<id or path>', 'hf:<id or path>')."""
+        from pipeline.models import load_classifier
+
+        clf = load_classifier(model_dir, device=device)
+        group = kwargs.pop("group", None) or clf.card.get("taxon_group") or "butterfly"
+        return cls(clf, scorer=scorer, expert=expert, group=group, model_dir=model_dir, device=device, **kwargs)
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _candidates(self, target: str, contrast: str, names: Sequence[str]) -> tuple[list, list]:
+        from prompts.phrases import candidate_phrases
+
+        lists = [tl for tl in _expert_lists(self.expert, [target, contrast])]
+        cands = candidate_phrases(self.group, [tl for tl in lists if tl is not None], species_names=names,
+                                  n_controls=self.n_controls)
+        cands = [c for c in cands if c.control or self.scorer.supports(c.phrase)]
+        return cands, lists
+
+    def _profile_fn(self, cands: Sequence[Any], species: Any = None):
+        """profile(images, phrases) -> scores [n, P], computed exactly as for the described photo (same organism
+        estimate, with the classifier's Grad-CAM for `species` as saliency, one batched pass per call)."""
+        from pipeline.regions import organism_mask
+        from pipeline.scoring import image_profile
+
+        by_phrase = {c.phrase: c for c in cands}
+
+        def profile(images, phrases):
+            chosen = [by_phrase[p] for p in phrases]
+            saliency = self._saliency(images, species) if species is not None else [None] * len(images)
+            return np.stack([image_profile(im, organism_mask(im, saliency=s), chosen, self.scorer, self.group)
+                             for im, s in zip(images, saliency, strict=False)])
+
+        return profile
+
+    def _saliency(self, images: list, species: Any) -> np.ndarray:
+        """Plain Grad-CAM of `species` for a batch of photos (where the classifier looks): [N, H, W] in [0, 1]."""
+        from pipeline.cam import explain
+
+        return explain(self.classifier, images, target=species, method="gradcam").maps.numpy()
+
+    def _cache_key(self) -> str:
+        return f"{self.scorer.cache_id}|group={self.group}|layout=1|organism=2|crops=2|n={self.max_references}"
+
+    def references(self, species: str, cands: Sequence[Any]) -> np.ndarray | None:
+        """Reference scores [n_photos, n_candidates] of one species (cached in the model dir)."""
+        from pipeline.references import reference_scores
+
+        return reference_scores(self.model_dir, species, [c.phrase for c in cands], self._profile_fn(cands, species),
+                                self._cache_key(), max_images=self.max_references, progress=self.progress)
+
+    def _species(self, contrast_species: Any, target_species: Any, probs: torch.Tensor) -> tuple[int, int, int]:
+        clf = self.classifier
+        c_idx = clf.index(contrast_species)
+        pred = int(probs.argmax())
+        t_idx = clf.index(target_species) if target_species is not None else pred
+        if t_idx == c_idx:
+            if target_species is not None:
+                raise ConfigError(f"The contrast species is the target species ({clf.label(c_idx)}).",
+                                  "Pick a different, similar species to compare with (e.g. its sibling).")
+            raise ConfigError(
+                f"The classifier says this photo shows {clf.label(pred)} (probability {float(probs[pred]):.2f}), "
+                "the same species you asked to contrast it with.",
+                "Pass target_species= (CLI: --target) to say what the photo shows, or choose another contrast.")
+        return t_idx, c_idx, pred
+
+    # -- the five stages -----------------------------------------------------------------------------------
+    def describe(self, image: Any, contrast_species: Any, target_species: Any = None, top_k: int = 5) -> DescribeResult:
+        """Describe how the pictured species differs from contrast_species (see the module docstring)."""
+        from pipeline.cam import CamRequest, explain_many
+        from pipeline.images import load_image
+        from pipeline.regions import extract_regions, organism_mask
+        from pipeline.scoring import image_profile, rank_phrases, region_scores, select_diverse
+        from prompts.compose import Clause, compose_paragraph
+
+        t0 = time.perf_counter()
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ConfigError(f"top_k must be a positive whole number (got {top_k!r}).", "Use e.g. top_k=5.")
+        img = load_image(image)
+        warnings_: list[str] = []
+        if max(img.size) > MAX_WORK_SIDE:
+            scale = MAX_WORK_SIDE / max(img.size)
+            warnings_.append(f"Photo downscaled from {img.size[0]}x{img.size[1]} for processing.")
+            img = img.resize((max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))), Image.LANCZOS)
+        if min(img.size) < 32:
+            warnings_.append(f"The photo is only {img.size[0]}x{img.size[1]} px: maps and colours are unreliable.")
+        clf = self.classifier
+        probs, _ = clf.predict(img)
+        probs = probs[0].cpu()
+        t_idx, c_idx, pred = self._species(contrast_species, target_species, probs)
+        target, contrast = clf.class_names[t_idx], clf.class_names[c_idx]
+        p_target = float(probs[t_idx])
+        uncertain = pred != t_idx or p_target < self.uncertain_below
+        if uncertain:
+            warnings_.append(f"The classifier is unsure: p({target}) = {p_target:.2f}, top guess {clf.class_names[pred]}"
+                             f" ({float(probs[pred]):.2f}).")
+
+        # 1. Maps: plain Grad-CAM and Finer-CAM both ways, from one pass of the CAM engine.
+        cams = explain_many(clf, img, [
+            CamRequest(method="gradcam", target=t_idx),
+            CamRequest(method="finer", target=t_idx, contrast=c_idx, gamma=self.gamma),
+            CamRequest(method="finer", target=c_idx, contrast=t_idx, gamma=self.gamma)])
+        maps = {name: r.maps[0].numpy().astype(np.float32) for name, r in zip(("gradcam", "finer", "finer_reverse"), cams, strict=False)}
+
+        # 2. Regions of the target-vs-contrast map, and where the organism is.
+        organism = organism_mask(img, saliency=maps["gradcam"])
+        regions = extract_regions(img, maps["finer"], top_k=self.n_regions, organism=organism)
+        if organism is None:
+            warnings_.append("No clear organism outline was found; colours are measured on the whole photo.")
+
+        # 3. Candidate phrases for this pair.
+        names = [target, contrast, clf.common_names[t_idx] or "", clf.common_names[c_idx] or ""]
+        cands, lists = self._candidates(target, contrast, names)
+
+        # 4. Scores, made relative: this photo vs the contrast species' references, regions vs the organism.
+        profile = image_profile(img, organism, cands, self.scorer, self.group)
+        whole, per_region = region_scores(img, organism, regions, cands, self.scorer)
+        contrast_ref = self.references(contrast, cands)
+        target_ref = self.references(target, cands)
+        if contrast_ref is None:
+            warnings_.append(f"No reference photos of {contrast} were found (references.csv in the model folder): "
+                             "traits are ranked by region-vs-organism contrast only and have no direction.")
+        table = rank_phrases(cands, profile, whole, per_region, contrast_ref, target_ref)
+        chosen = select_diverse(table, top_k, related=_related_parts(self.group), finer=_finer_part(self.group))
+
+        # 5. Words: traits with evidence and expert status, then the paragraph.
+        from traits.model import TraitDifference
+
+        diffs = [TraitDifference(trait=cands[int(r["index"])].trait, direction=r["direction"], target=target,
+                                 contrast=contrast, score=float(r["effect"]), phrase=r["phrase"])
+                 for _, r in chosen.iterrows()]
+        statuses = check_statuses(diffs, lists[0], lists[1], self.group)
+        traits_out = [self._evidence(cands, r, rank, status) for rank, ((_, r), status)
+                      in enumerate(zip(chosen.iterrows(), statuses, strict=False), start=1)]
+        controls = [self._evidence(cands, r, 0, None) for _, r in table[table["control"]].iterrows()]
+        clauses = [Clause(part=e.trait.part, attribute=e.trait.attribute, value=e.trait.value, direction=e.direction,
+                          confidence=e.confidence, expert_status=e.expert_status,
+                          location=None) for e in traits_out]
+        text = compose_paragraph(clf.label(t_idx), clf.label(c_idx), clauses, p_target, uncertain, clf.label(pred))
+        provenance = self._provenance(cams[1], time.perf_counter() - t0, contrast_ref, target_ref, table)
+        return DescribeResult(text=text, traits=traits_out, regions=regions, maps=maps, provenance=provenance,
+                              target_species=target, contrast_species=contrast, target_probability=p_target,
+                              uncertain=uncertain, controls=controls, warnings=warnings_, image=img)
+
+    def _evidence(self, cands: Sequence[Any], row: Any, rank: int, status: str | None) -> TraitEvidence:
+        c = cands[int(row["index"])]
+        contrast = row["contrast_score"]
+        region = row["region"]
+        region = None if region is None or (isinstance(region, float) and not np.isfinite(region)) else int(region)
+        return TraitEvidence(trait=c.trait, phrase=c.phrase, region=region, score=float(row["score"]),
+                             contrast_score=None if not np.isfinite(contrast) else float(contrast),
+                             direction=row["direction"], confidence=row["confidence"], expert_status=status,
+                             rank=rank, effect=float(row["effect"]), control=bool(row["control"]))
+
+    def _provenance(self, finer: Any, seconds: float, contrast_ref: Any, target_ref: Any, table: Any) -> dict:
+        import pipeline
+
+        card = getattr(self.classifier, "card", {}) or {}
+        return {
+            "package_version": pipeline.__version__, "method": "finer-cam", "cam_method": finer.method,
+            "gamma": self.gamma, "cam_layers": list(finer.layers), "scorer": self.scorer.spec,
+            "model_dir": str(self.model_dir) if self.model_dir else None,
+            "classifier": {"kind": card.get("kind"), "backbone": (card.get("backbone") or {}).get("name")},
+            "taxon_group": self.group, "ranking": str(table["method"].iloc[0]) if len(table) else None,
+            "n_candidates": int((~table["control"]).sum()) if len(table) else 0,
+            "n_contrast_references": 0 if contrast_ref is None else int(len(contrast_ref)),
+            "n_target_references": 0 if target_ref is None else int(len(target_ref)),
+            "torch_version": torch.__version__, "seconds": round(seconds, 3),
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def describe_pair(self, images_a: Sequence[Any], images_b: Sequence[Any], species_a: Any, species_b: Any,
+                      top_k: int = 5) -> DescribeResult:
+        """How species A differs from species B over two sets of photos (VisDiff: per-phrase AUROC of A vs B)."""
+        from pipeline.images import load_image
+        from pipeline.scoring import select_diverse, set_statistics
+        from prompts.compose import Clause, compose_paragraph
+        from traits.model import TraitDifference
+
+        t0 = time.perf_counter()
+        clf = self.classifier
+        a_idx, b_idx = clf.index(species_a), clf.index(species_b)
+        if a_idx == b_idx:
+            raise ConfigError(f"Both sets are labelled {clf.label(a_idx)}.", "Pass two different species.")
+        if not images_a or not images_b:
+            raise ConfigError("describe_pair needs at least one photo of each species.", "Pass two non-empty lists.")
+        a, b = clf.class_names[a_idx], clf.class_names[b_idx]
+        names = [a, b, clf.common_names[a_idx] or "", clf.common_names[b_idx] or ""]
+        cands, lists = self._candidates(a, b, names)
+        phrases = [c.phrase for c in cands]
+        profile_a, profile_b = self._profile_fn(cands, a_idx), self._profile_fn(cands, b_idx)
+        scores_a = np.concatenate([profile_a([load_image(im) for im in images_a[i:i + 16]], phrases)
+                                   for i in range(0, len(images_a), 16)])
+        scores_b = np.concatenate([profile_b([load_image(im) for im in images_b[i:i + 16]], phrases)
+                                   for i in range(0, len(images_b), 16)])
+        table = set_statistics(cands, scores_a, scores_b)
+        chosen = select_diverse(table, top_k, related=_related_parts(self.group), min_effect=0.0)
+        chosen = chosen[chosen["confidence"] != "weak"] if (chosen["confidence"] != "weak").any() else chosen
+        diffs = [TraitDifference(trait=cands[int(r["index"])].trait, direction=r["direction"], target=a, contrast=b,
+                                 score=float(r["auroc"]), phrase=r["phrase"]) for _, r in chosen.iterrows()]
+        statuses = check_statuses(diffs, lists[0], lists[1], self.group)
+        traits_out = [self._evidence(cands, r, rank, st) for rank, ((_, r), st)
+                      in enumerate(zip(chosen.iterrows(), statuses, strict=False), start=1)]
+        controls = [self._evidence(cands, r, 0, None) for _, r in table[table["control"]].iterrows()]
+        clauses = [Clause(part=e.trait.part, attribute=e.trait.attribute, value=e.trait.value, direction=e.direction,
+                          confidence=e.confidence, expert_status=e.expert_status) for e in traits_out]
+        text = compose_paragraph(f"{clf.label(a_idx)} (over {len(images_a)} photos)",
+                                 f"{clf.label(b_idx)} (over {len(images_b)} photos)", clauses)
+        provenance = {"method": "visdiff-auroc", "scorer": self.scorer.spec, "taxon_group": self.group,
+                      "n_a": len(images_a), "n_b": len(images_b), "seconds": round(time.perf_counter() - t0, 3),
+                      "auroc": {r["phrase"]: round(float(r["auroc"]), 4) for _, r in chosen.iterrows()},
+                      "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        return DescribeResult(text=text, traits=traits_out, regions=[], maps={}, provenance=provenance,
+                              target_species=a, contrast_species=b, target_probability=float("nan"),
+                              uncertain=False, controls=controls)
+
+
+_DEFAULT: dict[tuple, Pipeline] = {}
+
+
+def describe(image: Any, contrast_species: Any, model: str | Path | Pipeline | None = None,
+             target_species: Any = None, top_k: int = 5, expert: Any = None, scorer: str = "color") -> DescribeResult:
+    """Describe how the species in `image` differs from `contrast_species`.
+
+    model: a model folder (from `finer-traits train`) or a Pipeline; default: the FINER_TRAITS_MODEL setting.
+    The loaded pipeline is kept for the next call with the same model, scorer and expert source.
+    """
+    if isinstance(model, Pipeline):
+        return model.describe(image, contrast_species, target_species=target_species, top_k=top_k)
+    model = model or os.environ.get(MODEL_ENV)
+    if not model:
+        raise ConfigError(
+            "No model is configured for describe().",
+            f"Train one with `finer-traits train DATA --out MODEL_DIR` (or run `make demo` for a synthetic one) and "
+            f"pass model=MODEL_DIR, or set the environment variable {MODEL_ENV}=MODEL_DIR.")
+    key = (str(Path(model).resolve()), str(scorer), expert if isinstance(expert, (str, Path, type(None))) else id(expert))
+    if key not in _DEFAULT:
+        _DEFAULT.clear()  # keep one pipeline: models are large
+        _DEFAULT[key] = Pipeline.load(model, scorer=scorer, expert=expert)
+    return _DEFAULT[key].describe(image, contrast_species, target_species=target_species, top_k=top_k)

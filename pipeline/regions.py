@@ -1,0 +1,267 @@
+"""Stage 2 of describe: the top regions of a Finer-CAM map, each with its box, map mass, crop and place on the organism.
+
+Steps (plain numpy/scipy, no model): threshold the map, label connected components, rank them by map mass,
+pad each box, suppress boxes that overlap a better one, drop boxes below a minimum size, and cut the crops.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+
+@dataclass
+class Region:
+    """One region of a map, in image pixels.
+
+    box: (x0, y0, x1, y1), x1/y1 exclusive. mass: share of the whole map's mass inside the box.
+    area: share of the image area the box covers. location: where on the organism the box lies
+    ('upper left of the organism', ...), or None when no outline could be estimated.
+    crop: the photo cut to the box (left out of to_dict).
+    """
+
+    index: int
+    box: tuple[int, int, int, int]
+    mass: float
+    area: float
+    peak: float
+    location: str | None = None
+    crop: Image.Image | None = field(default=None, repr=False)
+    mask: np.ndarray | None = field(default=None, repr=False)  # the map component inside the box, bool [h, w]
+
+    def to_dict(self) -> dict:
+        """JSON-able dict (the crop and mask are left out)."""
+        return {"index": self.index, "box": [int(v) for v in self.box], "mass": round(float(self.mass), 4),
+                "area": round(float(self.area), 4), "peak": round(float(self.peak), 4), "location": self.location}
+
+
+def _resize_map(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a [h, w] map to (width, height) = size."""
+    w, h = size
+    if cam.shape == (h, w):
+        return cam.astype(np.float32)
+    img = Image.fromarray(cam.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR)
+    return np.asarray(img, dtype=np.float32)
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _overlap_of_smaller(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 0.0
+
+
+def _pad_box(box: tuple[int, int, int, int], pad: float, min_side: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Grow a box by `pad` of its size on each side, then to at least min_side, clipped to the image."""
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    px, py = pad * bw, pad * bh
+    x0, x1 = x0 - px, x1 + px
+    y0, y1 = y0 - py, y1 + py
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half_w = max((x1 - x0) / 2, min_side / 2)
+    half_h = max((y1 - y0) / 2, min_side / 2)
+    half_w, half_h = min(half_w, width / 2), min(half_h, height / 2)
+    cx = min(max(cx, half_w), width - half_w)
+    cy = min(max(cy, half_h), height - half_h)
+    return (int(round(cx - half_w)), int(round(cy - half_h)), int(round(cx + half_w)), int(round(cy + half_h)))
+
+
+def organism_mask(image: Image.Image, saliency: np.ndarray | None = None, n_colours: int = 12) -> np.ndarray | None:
+    """Estimate the organism's outline as a bool [H, W] mask, or None when no clear outline is found.
+
+    The background of a photo usually reaches the image border, so the border's colours (clustered in CIELAB)
+    model it and pixels far from every background colour are foreground; the largest connected blob is kept.
+    A saliency map (e.g. plain Grad-CAM), when given, drops far-off blobs the classifier ignores.
+    Hand-written because no installed library offers a weight-free foreground estimate.
+    """
+    from scipy.cluster.vq import kmeans2
+    from skimage.color import rgb2lab
+
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    h, w = rgb.shape[:2]
+    step = max(1, max(h, w) // 128)  # about 128 px is enough for an outline and keeps this fast on a CPU
+    lab = rgb2lab(rgb[::step, ::step])
+    sh, sw = lab.shape[:2]
+    b = max(1, min(sh, sw) // 24)  # a border strip a few pixels wide
+    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3), lab[:, :b].reshape(-1, 3),
+                             lab[:, -b:].reshape(-1, 3)])
+    k = min(n_colours, len(border))
+    with warnings.catch_warnings():  # empty clusters on flat backgrounds are harmless here
+        warnings.simplefilter("ignore")
+        centres, _ = kmeans2(border.astype(np.float64), k, seed=0, minit="++")
+    centres = centres[np.isfinite(centres).all(1)]
+    flat = lab.reshape(-1, 3)
+    dist = np.sqrt(((flat[:, None, :] - centres[None, :, :]) ** 2).sum(-1)).min(1).reshape(sh, sw)
+    border_dist = np.sqrt(((border[:, None, :] - centres[None, :, :]) ** 2).sum(-1)).min(1)
+    thr = max(10.0, float(np.percentile(border_dist, 95)) * 1.5)
+    fg = dist > thr
+    sal = _resize_map(saliency, (sw, sh)) if saliency is not None else None
+    if sal is not None:
+        fg &= sal > 0.1
+    keep = _main_blobs(fg)
+    if keep is None and sal is not None:
+        keep = _main_blobs(sal > 0.35)  # no colour contrast with the background: fall back on the saliency alone
+    if keep is None:
+        return None
+    return np.asarray(Image.fromarray(keep.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 0
+
+
+def _main_blobs(fg: np.ndarray) -> np.ndarray | None:
+    """The largest blob plus any blob at least a fifth of its size (dark wings split by a thin body), cleaned."""
+    fg = ndimage.binary_closing(fg, iterations=2)
+    fg = ndimage.binary_opening(fg, iterations=1)
+    fg = ndimage.binary_fill_holes(fg)
+    labels, n = ndimage.label(fg)
+    if n == 0:
+        return None
+    sizes = ndimage.sum_labels(fg, labels, index=np.arange(1, n + 1))
+    keep = np.isin(labels, 1 + np.nonzero(sizes >= 0.2 * sizes.max())[0])
+    keep = ndimage.binary_fill_holes(ndimage.binary_closing(keep, iterations=2))
+    return keep if 0.02 <= keep.mean() <= 0.97 else None
+
+
+def describe_location(box: tuple[int, int, int, int], organism: np.ndarray | None) -> str | None:
+    """Where a box's centre lies within the organism's bounding box, in words ('upper left', 'centre', ...)."""
+    if organism is None or not organism.any():
+        return None
+    ys, xs = np.nonzero(organism)
+    ox0, ox1, oy0, oy1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    cx = ((box[0] + box[2]) / 2 - ox0) / max(1, ox1 - ox0)
+    cy = ((box[1] + box[3]) / 2 - oy0) / max(1, oy1 - oy0)
+    if not (-0.1 <= cx <= 1.1 and -0.1 <= cy <= 1.1):
+        return "outside the organism"
+    vert = "upper" if cy < 0.36 else ("lower" if cy > 0.64 else "")
+    horiz = "left" if cx < 0.36 else ("right" if cx > 0.64 else "")
+    if vert and horiz:
+        return f"{vert} {horiz} of the organism"
+    if vert or horiz:
+        return f"{vert or horiz} part of the organism"
+    return "centre of the organism"
+
+
+def relative_position(box: tuple[int, int, int, int], organism: np.ndarray | None) -> tuple[float, float] | None:
+    """Box centre in organism-box coordinates (0..1 on each axis), or None without an outline."""
+    if organism is None or not organism.any():
+        return None
+    ys, xs = np.nonzero(organism)
+    ox0, ox1, oy0, oy1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    return (float(((box[0] + box[2]) / 2 - ox0) / max(1, ox1 - ox0)),
+            float(((box[1] + box[3]) / 2 - oy0) / max(1, oy1 - oy0)))
+
+
+def extract_regions(image: Image.Image, cam: np.ndarray, top_k: int = 3, threshold: float = 0.5,
+                    pad: float = 0.15, min_size: float = 0.08, max_overlap: float = 0.5,
+                    organism: np.ndarray | None = None) -> list[Region]:
+    """Top regions of `cam` ([h, w] in [0, 1], any size) on `image`, best first.
+
+    threshold: share of the map's maximum a pixel needs to be in a region. min_size: minimum box side as a
+    share of the image's shorter side. max_overlap: a box covering more than this share of a better box (or
+    covered by it) is dropped. Returns [] for an empty (all-zero) map: nothing separates the species there.
+    """
+    width, height = image.size
+    cam = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0)
+    full = _resize_map(cam, (width, height))
+    full = np.clip(full, 0.0, None)
+    total = float(full.sum())
+    peak = float(full.max()) if full.size else 0.0
+    if total <= 0 or peak <= 0:
+        return []
+    labels, n = ndimage.label(full >= threshold * peak)
+    if n == 0:
+        return []
+    idx = np.arange(1, n + 1)
+    masses = ndimage.sum_labels(full, labels, index=idx)
+    slices = ndimage.find_objects(labels)
+    min_side = max(4, int(round(min_size * min(width, height))))
+    candidates = []
+    for lab, _mass in sorted(zip(idx, masses, strict=True), key=lambda t: -t[1]):
+        sl = slices[lab - 1]
+        raw = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
+        box = _pad_box(raw, pad, min_side, width, height)
+        candidates.append((lab, box))
+    kept: list[tuple[int, tuple[int, int, int, int]]] = []
+    for lab, box in candidates:
+        if all(_overlap_of_smaller(box, k[1]) <= max_overlap for k in kept):
+            kept.append((lab, box))
+        if len(kept) >= top_k:
+            break
+    regions = []
+    for i, (lab, box) in enumerate(kept):
+        x0, y0, x1, y1 = box
+        inside = full[y0:y1, x0:x1]
+        regions.append(Region(
+            index=i, box=box, mass=float(inside.sum() / total),
+            area=float((x1 - x0) * (y1 - y0) / (width * height)), peak=float(inside.max() / peak),
+            location=describe_location(box, organism), crop=image.crop(box),
+            mask=(labels[y0:y1, x0:x1] == lab)))
+    return regions
+
+
+# Where parts lie in the organism's bounding box (u across, v down, both 0..1), for photos in the usual pose of a
+# group (butterflies: dorsal view, wings spread). Boxes are generous: they only need to separate, say, the forewing
+# band from the hindwing margin. Parts missing here are measured on the whole organism.
+PART_LAYOUTS: dict[str, dict[str, list[tuple[float, float, float, float]]]] = {
+    "butterfly": {
+        "body": [(0.44, 0.15, 0.56, 1.0)],
+        "wing": [(0.0, 0.0, 0.45, 1.0), (0.55, 0.0, 1.0, 1.0)],
+        "forewing": [(0.0, 0.0, 0.46, 0.58), (0.54, 0.0, 1.0, 0.58)],
+        "hindwing": [(0.05, 0.52, 0.46, 1.0), (0.54, 0.52, 0.95, 1.0)],
+        "forewing tip": [(0.0, 0.0, 0.17, 0.38), (0.83, 0.0, 1.0, 0.38)],
+        "forewing band": [(0.14, 0.02, 0.34, 0.58), (0.66, 0.02, 0.86, 0.58)],
+        "forewing spot": [(0.0, 0.0, 0.46, 0.58), (0.54, 0.0, 1.0, 0.58)],
+        "forewing base": [(0.3, 0.2, 0.46, 0.58), (0.54, 0.2, 0.7, 0.58)],
+        "forewing margin": [(0.0, 0.0, 0.12, 0.58), (0.88, 0.0, 1.0, 0.58)],
+        "hindwing margin": [(0.05, 0.85, 0.46, 1.0), (0.54, 0.85, 0.95, 1.0), (0.05, 0.52, 0.15, 1.0),
+                            (0.85, 0.52, 0.95, 1.0)],
+        "hindwing band": [(0.05, 0.6, 0.46, 0.9), (0.54, 0.6, 0.95, 0.9)],
+        "hindwing spot": [(0.05, 0.52, 0.46, 1.0), (0.54, 0.52, 0.95, 1.0)],
+        "hindwing eyespot": [(0.15, 0.65, 0.36, 0.9), (0.64, 0.65, 0.85, 0.9)],
+        "hindwing tail": [(0.2, 0.8, 0.44, 1.0), (0.56, 0.8, 0.8, 1.0)],
+    },
+}
+
+
+def part_mask(organism: np.ndarray, part: str, group: str = "butterfly") -> np.ndarray | None:
+    """The organism pixels that lie in the layout boxes of `part` (bool [H, W]); None when the layout lacks it."""
+    boxes = PART_LAYOUTS.get(group, {}).get(part)
+    if boxes is None or organism is None or not organism.any():
+        return None
+    ys, xs = np.nonzero(organism)
+    ox0, ox1, oy0, oy1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    area = np.zeros_like(organism, dtype=bool)
+    for u0, v0, u1, v1 in boxes:
+        x0, x1 = int(ox0 + u0 * (ox1 - ox0)), int(np.ceil(ox0 + u1 * (ox1 - ox0)))
+        y0, y1 = int(oy0 + v0 * (oy1 - oy0)), int(np.ceil(oy0 + v1 * (oy1 - oy0)))
+        area[y0:y1, x0:x1] = True
+    out = area & organism
+    return out if out.any() else None
+
+
+def masked_crop(image: Image.Image, mask: np.ndarray | None, box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """An RGBA crop whose alpha is `mask` (the organism, or a part of it), cut to `box` or to the mask's extent."""
+    if mask is None:
+        rgba = image.convert("RGBA")
+        return rgba.crop(box) if box else rgba
+    if box is None:
+        ys, xs = np.nonzero(mask)
+        if not len(xs):
+            return image.convert("RGBA").crop((0, 0, 1, 1))
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    x0, y0, x1, y1 = box
+    rgba = image.crop(box).convert("RGBA")
+    alpha = Image.fromarray((mask[y0:y1, x0:x1] * 255).astype(np.uint8), mode="L")
+    rgba.putalpha(alpha)
+    return rgba

@@ -1,0 +1,73 @@
+"""The Scorer interface: how strongly each crop shows each phrase, as one [n_crops, n_phrases] tensor."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+# Background for RGBA crops (alpha = organism mask) when a model needs plain RGB: mid grey is neutral for CLIP.
+NEUTRAL_GREY = (124, 116, 104)
+MIN_CROP_SIDE = 16
+
+
+class Scorer(ABC):
+    """Scores phrases on image crops. Crops are PIL images; RGBA crops mark the organism with their alpha channel.
+
+    Scores are only comparable within one scorer and one phrase (describe always uses them relatively:
+    a region against the whole organism, the target against the contrast species).
+    """
+
+    name = "base"
+    batch_crops = False  # True when scoring many crops in one call is much cheaper than one by one (embeddings)
+
+    @property
+    def spec(self) -> str:
+        """The string that recreates this scorer with create_scorer (recorded in provenance and caches)."""
+        return self.name
+
+    @property
+    def cache_id(self) -> str:
+        """spec plus every setting that changes scores (e.g. prompt templates): the key of cached reference scores."""
+        return self.spec
+
+    def supports(self, phrase: str) -> bool:
+        """True when this scorer can judge the phrase at all (ColorScorer only judges colours and patterns)."""
+        return True
+
+    @abstractmethod
+    def score(self, crops: Sequence[Image.Image], phrases: Sequence[str]) -> torch.Tensor:
+        """Float tensor [n_crops, n_phrases]; unsupported phrases score NaN."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+
+def flatten_rgba(crop: Image.Image, background: tuple[int, int, int] = NEUTRAL_GREY) -> Image.Image:
+    """An RGB version of a crop: RGBA crops are composited on a neutral background."""
+    if crop.mode == "RGBA":
+        out = Image.new("RGB", crop.size, background)
+        out.paste(crop, mask=crop.getchannel("A"))
+    else:
+        out = crop.convert("RGB")
+    if min(out.size) < MIN_CROP_SIDE:
+        # Slivers of a part (a few pixels) are still valid evidence; models and image loaders need a real size.
+        scale = MIN_CROP_SIDE / max(1, min(out.size))
+        out = out.resize((max(MIN_CROP_SIDE, round(out.size[0] * scale)), max(MIN_CROP_SIDE, round(out.size[1] * scale))),
+                         Image.NEAREST)
+    return out
+
+
+def crop_arrays(crop: Image.Image, max_side: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb float [h, w, 3] in [0, 1], foreground bool [h, w]) at most max_side px: enough for colour statistics."""
+    img = crop if crop.mode in ("RGB", "RGBA") else crop.convert("RGB")
+    scale = max_side / max(img.size)
+    if scale < 1:
+        img = img.resize((max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))), Image.NEAREST)
+    arr = np.asarray(img)
+    rgb = arr[..., :3].astype(np.float32) / 255.0
+    fg = arr[..., 3] > 127 if arr.shape[-1] == 4 else np.ones(arr.shape[:2], dtype=bool)
+    return rgb, fg

@@ -1,0 +1,201 @@
+"""ColorScorer: named colours (CIELAB) and simple patterns (spots, bands) measured in a crop, with no model weights.
+
+A phrase such as 'red forewing band' is parsed into colours ({red}) and a pattern (bands); the score is the share
+of the crop's organism pixels that have that colour, or, with a pattern, that belong to small compact blobs
+(spots) or elongated stripes (bands) of that colour. Scores are shares in [0, 1]; describe compares them between
+a region and the whole organism and between species, never on their own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from pipeline.scorers.base import Scorer, crop_arrays
+
+# sRGB anchors per base colour: several shades each, because one anchor per name misclassifies dark or pale shades.
+# Used when the traits/ vocabulary offers no palette with Lab values.
+FALLBACK_ANCHORS: dict[str, list[tuple[int, int, int]]] = {
+    "black": [(0, 0, 0), (35, 30, 30), (45, 40, 50)],
+    "white": [(255, 255, 255), (235, 235, 225), (225, 230, 240)],
+    "grey": [(128, 128, 128), (175, 175, 175), (90, 90, 90)],
+    "brown": [(120, 70, 30), (90, 60, 40), (150, 110, 70), (160, 120, 90), (70, 45, 30)],
+    "red": [(200, 30, 30), (160, 20, 30), (230, 60, 50), (130, 20, 25)],
+    "orange": [(240, 140, 30), (230, 110, 40), (250, 170, 80), (215, 120, 60)],
+    "yellow": [(240, 220, 40), (250, 240, 120), (220, 190, 60)],
+    "green": [(40, 160, 60), (120, 160, 60), (30, 100, 50), (110, 140, 90)],
+    "blue": [(40, 80, 200), (90, 140, 220), (30, 50, 120), (100, 170, 200)],
+    "purple": [(120, 50, 160), (90, 40, 110), (170, 120, 200)],
+    "pink": [(240, 150, 180), (220, 110, 150), (250, 200, 210)],
+}
+BASE_COLOURS = tuple(FALLBACK_ANCHORS)
+# Colour words of field guides folded onto base colours (the traits/ vocabulary, when present, adds more).
+FALLBACK_SYNONYMS = {
+    "gray": "grey", "vermilion": "red", "crimson": "red", "scarlet": "red", "maroon": "brown", "tawny": "brown",
+    "tan": "brown", "chestnut": "brown", "rufous": "brown", "salmon": "orange", "copper": "orange",
+    "lemon": "yellow", "cream": "white", "ivory": "white", "milk": "white", "olive": "green", "lilac": "purple",
+    "violet": "purple", "rose": "pink", "charcoal": "black", "jet": "black", "dark": None, "ash": "grey",
+    "buff": "brown", "golden": "yellow", "gold": "yellow", "mustard": "yellow", "silver": "grey", "sooty": "black",
+}
+PATTERN_WORDS = {
+    "spot": "spots", "spots": "spots", "spotted": "spots", "dot": "spots", "dots": "spots", "dotted": "spots",
+    "eyespot": "spots", "eyespots": "spots", "speckled": "spots", "blotch": "spots", "blotches": "spots",
+    "band": "bands", "bands": "bands", "banded": "bands", "bar": "bands", "bars": "bands", "stripe": "bands",
+    "stripes": "bands", "striped": "bands", "line": "bands", "lines": "bands", "barred": "bands",
+}
+
+
+@lru_cache(maxsize=1)
+def colour_vocabulary() -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(base colour -> Lab anchors [k, 3], colour word -> base colour), from traits/ when it has a palette."""
+    from skimage.color import rgb2lab
+
+    anchors = {name: [tuple(c) for c in cols] for name, cols in FALLBACK_ANCHORS.items()}
+    synonyms = {k: v for k, v in FALLBACK_SYNONYMS.items() if v}
+    try:  # the traits/ vocabulary is the single source of colour names when it is installed
+        from traits.vocab import load_vocab
+
+        for word, base in load_vocab().colour_words.items():
+            if base in anchors:
+                synonyms[str(word).lower()] = base
+    except Exception:  # noqa: BLE001 - the fallback palette above is complete on its own
+        pass
+    lab = {name: rgb2lab(np.array([cols], dtype=np.float64) / 255.0)[0] for name, cols in anchors.items()}
+    return lab, synonyms
+
+
+def parse_phrase(phrase: str) -> tuple[set[str], str | None]:
+    """(base colours named in the phrase, pattern 'spots'/'bands' or None)."""
+    _, synonyms = colour_vocabulary()
+    colours: set[str] = set()
+    pattern = None
+    for tok in re.split(r"[\s\-/,]+", phrase.lower()):
+        tok = tok.strip(".;:()'\"")
+        if tok in BASE_COLOURS:
+            colours.add(tok)
+        elif tok.endswith("ish") and tok[:-3] in BASE_COLOURS:
+            colours.add(tok[:-3])
+        elif tok in synonyms:
+            colours.add(synonyms[tok])
+        if tok in PATTERN_WORDS:
+            pattern = PATTERN_WORDS[tok]
+    return colours, pattern
+
+
+LUT_BITS = 5  # 32 levels per channel: finer than any colour name needs
+
+
+def classify_colours(rgb: np.ndarray) -> np.ndarray:
+    """Base-colour index (into BASE_COLOURS) of each pixel of an [h, w, 3] float RGB array, by CIEDE2000.
+
+    Pixels are looked up in a 32x32x32 table computed once, so a crop costs microseconds, not a distance per pixel.
+    """
+    q = np.clip((rgb * (2**LUT_BITS)).astype(np.int64), 0, 2**LUT_BITS - 1)
+    return _colour_lut()[q[..., 0], q[..., 1], q[..., 2]]
+
+
+@lru_cache(maxsize=1)
+def _colour_lut() -> np.ndarray:
+    """Nearest base colour (CIEDE2000 to the closest anchor) of each RGB bin centre."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    n = 2**LUT_BITS
+    centres = (np.arange(n) + 0.5) / n
+    grid = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), axis=-1).reshape(-1, 1, 3)
+    lab = rgb2lab(grid).reshape(-1, 1, 3)
+    anchors, owners = _anchor_table()
+    dist = deltaE_ciede2000(lab, anchors[None, :, :])
+    return owners[dist.argmin(axis=1)].reshape(n, n, n)
+
+
+@lru_cache(maxsize=1)
+def _anchor_table() -> tuple[np.ndarray, np.ndarray]:
+    """All Lab anchors stacked [k, 3] with the base-colour index owning each."""
+    anchors, _ = colour_vocabulary()
+    rows, owners = [], []
+    for i, name in enumerate(BASE_COLOURS):
+        rows.append(anchors[name])
+        owners += [i] * len(anchors[name])
+    return np.concatenate(rows), np.array(owners)
+
+
+def _pattern_share(member: np.ndarray, fg: np.ndarray, pattern: str) -> float:
+    """Share of the organism covered by spot-like (compact, small) or band-like (elongated) blobs of `member`."""
+    n_fg = int(fg.sum())
+    if n_fg == 0:
+        return 0.0
+    labels, n = ndimage.label(member & fg)
+    if n == 0:
+        return 0.0
+    covered = 0
+    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+        comp = labels[sl] == i
+        size = int(comp.sum())
+        if size < max(3, 0.002 * n_fg):
+            continue  # single noisy pixels are neither spots nor bands
+        ys, xs = np.nonzero(comp)
+        if size >= 5:
+            cov = np.cov(np.stack([xs, ys]).astype(np.float64))
+            ev = np.sort(np.linalg.eigvalsh(cov + 1e-6 * np.eye(2)))
+            elong = float(np.sqrt(ev[1] / ev[0]))
+        else:
+            elong = 1.0
+        if pattern == "spots" and size <= 0.12 * n_fg and elong < 2.5:
+            covered += size
+        elif pattern == "bands" and elong >= 2.5:
+            covered += size
+    return covered / n_fg
+
+
+class ColorScorer(Scorer):
+    """Offline scorer for colour and pattern phrases: shares of named CIELAB colours and of spot/band blobs."""
+
+    name = "color"
+
+    def __init__(self, max_side: int = 96) -> None:
+        self.max_side = max_side
+
+    def supports(self, phrase: str) -> bool:
+        """Phrases that name a colour or a spot/band pattern."""
+        colours, pattern = parse_phrase(phrase)
+        return bool(colours) or pattern is not None
+
+    def colour_shares(self, crop: Image.Image) -> dict[str, float]:
+        """Share of the crop's organism pixels per base colour."""
+        rgb, fg = crop_arrays(crop, self.max_side)
+        if not fg.any():
+            return {c: 0.0 for c in BASE_COLOURS}
+        cls = classify_colours(rgb)[fg]
+        counts = np.bincount(cls, minlength=len(BASE_COLOURS)) / cls.size
+        return dict(zip(BASE_COLOURS, counts.tolist(), strict=False))
+
+    def score(self, crops: Sequence[Image.Image], phrases: Sequence[str]) -> torch.Tensor:
+        """[n_crops, n_phrases] shares in [0, 1]; NaN for phrases with neither colour nor pattern."""
+        parsed = [parse_phrase(p) for p in phrases]
+        out = torch.full((len(crops), len(phrases)), float("nan"))
+        for i, crop in enumerate(crops):
+            rgb, fg = crop_arrays(crop, self.max_side)
+            if not fg.any():
+                out[i] = torch.where(torch.tensor([bool(c) or p is not None for c, p in parsed]), 0.0, float("nan"))
+                continue
+            cls = classify_colours(rgb)
+            n_fg = fg.sum()
+            dominant = np.bincount(cls[fg], minlength=len(BASE_COLOURS)).argmax()
+            for j, (colours, pattern) in enumerate(parsed):
+                if not colours and pattern is None:
+                    continue
+                if colours:
+                    member = np.isin(cls, [BASE_COLOURS.index(c) for c in colours])
+                else:
+                    member = cls != dominant  # 'spotted wing': anything that stands out from the main colour
+                if pattern is None:
+                    out[i, j] = float((member & fg).sum() / n_fg)
+                else:
+                    out[i, j] = _pattern_share(member, fg, pattern)
+        return out

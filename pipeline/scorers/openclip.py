@@ -1,0 +1,72 @@
+"""OpenClipScorer: cosine similarity of crops and prompt-ensembled trait phrases with any open_clip model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pipeline.device import resolve_device
+from pipeline.models.openclip import BIOCLIP, load_open_clip
+from pipeline.scorers.base import Scorer, flatten_rgba
+
+
+class OpenClipScorer(Scorer):
+    """Scores phrases with an open_clip model (default BioCLIP); text embeddings are cached per phrase."""
+
+    name = "openclip"
+    batch_crops = True
+    context_crops = False  # True: part boxes with context instead of alpha-masked cut-outs
+
+    def __init__(self, model: str = BIOCLIP, device: str | torch.device = "auto", templates: Sequence[str] | None = None,
+                 batch_size: int = 32) -> None:
+        from prompts.templates import TRAIT_TEMPLATES
+
+        self.model_id = str(model)
+        self.device = resolve_device(device)
+        self.bundle = load_open_clip(self.model_id, device=self.device)
+        self.templates = list(templates or TRAIT_TEMPLATES)
+        self.batch_size = batch_size
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def spec(self) -> str:
+        return f"openclip:{self.model_id}"
+
+    @property
+    def cache_id(self) -> str:
+        import hashlib
+
+        return f"{self.spec}|context={self.context_crops}|templates={hashlib.sha1('|'.join(self.templates).encode()).hexdigest()[:10]}"
+
+    @torch.no_grad()
+    def text_embeddings(self, phrases: Sequence[str]) -> torch.Tensor:
+        """L2-normalised mean embedding over the templates, [n_phrases, D]; computed once per phrase."""
+        from prompts.templates import trait_prompts
+
+        missing = [p for p in dict.fromkeys(phrases) if p not in self._text_cache]
+        if missing:
+            prompts = [t for p in missing for t in trait_prompts(p, self.templates)]
+            tokens = self.bundle.tokenizer(prompts).to(self.device)
+            emb = F.normalize(self.bundle.model.encode_text(tokens).float(), dim=-1)
+            emb = emb.view(len(missing), len(self.templates), -1).mean(1)
+            for p, e in zip(missing, F.normalize(emb, dim=-1).cpu(), strict=False):
+                self._text_cache[p] = e
+        return torch.stack([self._text_cache[p] for p in phrases])
+
+    @torch.no_grad()
+    def image_embeddings(self, crops: Sequence[Image.Image]) -> torch.Tensor:
+        """L2-normalised image embeddings [n_crops, D], with the model's own preprocessing."""
+        rows = []
+        for i in range(0, len(crops), self.batch_size):
+            batch = self.bundle.preprocess([flatten_rgba(c) for c in crops[i:i + self.batch_size]]).to(self.device)
+            rows.append(F.normalize(self.bundle.model.encode_image(batch).float(), dim=-1).cpu())
+        return torch.cat(rows) if rows else torch.zeros(0, 1)
+
+    def score(self, crops: Sequence[Image.Image], phrases: Sequence[str]) -> torch.Tensor:
+        """Cosine similarities [n_crops, n_phrases]."""
+        if not crops or not phrases:
+            return torch.zeros(len(crops), len(phrases))
+        return self.image_embeddings(crops) @ self.text_embeddings(phrases).t()

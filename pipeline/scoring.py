@@ -1,0 +1,231 @@
+"""Stage 4 of describe: scores of candidate phrases on one photo, made relative (VisDiff-style) and ranked.
+
+Two comparisons, never raw similarities:
+- target vs contrast: the phrase's score on this photo's organism (or on the part the phrase names) against the
+  same score on reference photos of the contrast species, standardised by the references' spread;
+- region vs organism: the phrase's score in each Finer-CAM region minus its score on the whole organism, which
+  says where in this photo the evidence lies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from pipeline.regions import Region, masked_crop, part_mask
+from pipeline.scorers.base import Scorer
+from prompts.phrases import Candidate
+
+STRONG, MODERATE, WEAK = 2.5, 1.25, 0.5  # |effect| thresholds (in reference standard deviations)
+LLR_STRONG, LLR_MODERATE = 3.0, 1.0  # log-likelihood ratio thresholds (e^3 = 20 times likelier under the target)
+
+
+def _nan_stats(ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-phrase mean and standard deviation over reference photos, ignoring NaN (unscorable) entries."""
+    ok = np.isfinite(ref)
+    n = np.maximum(ok.sum(0), 1)
+    mu = np.where(ok, ref, 0.0).sum(0) / n
+    var = np.where(ok, (ref - mu) ** 2, 0.0).sum(0) / n
+    mu[ok.sum(0) == 0] = np.nan
+    return mu, np.sqrt(var)
+
+
+def _floor(sd: np.ndarray, real: np.ndarray) -> float:
+    """Noise floor: the median reference spread of the real phrases (at least 1e-3)."""
+    vals = sd[real & np.isfinite(sd)]
+    return max(float(np.median(vals)) if vals.size else 0.0, 1e-3)
+
+
+def _log_likelihood_ratio(x: np.ndarray, mu_t: np.ndarray, sd_t: np.ndarray, mu_c: np.ndarray,
+                          sd_c: np.ndarray) -> np.ndarray:
+    """log N(x; target) - log N(x; contrast), per phrase: how much likelier this photo's score is under the target."""
+    return (-0.5 * ((x - mu_t) / sd_t) ** 2 - np.log(sd_t)) - (-0.5 * ((x - mu_c) / sd_c) ** 2 - np.log(sd_c))
+
+
+def context_crop(image: Image.Image, mask: np.ndarray | None, pad: float = 0.15) -> Image.Image:
+    """The photo cut to the mask's box grown by `pad` on each side (the whole photo without a mask)."""
+    if mask is None or not mask.any():
+        return image
+    ys, xs = np.nonzero(mask)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    px, py = int(pad * (x1 - x0)) + 1, int(pad * (y1 - y0)) + 1
+    w, h = image.size
+    return image.crop((max(0, x0 - px), max(0, y0 - py), min(w, x1 + px), min(h, y1 + py)))
+
+
+def image_profile(image: Image.Image, organism: np.ndarray | None, candidates: Sequence[Candidate], scorer: Scorer,
+                  group: str = "butterfly") -> np.ndarray:
+    """Per-phrase score [P] on this photo: on the part the phrase names when the group's layout knows it, else on
+    the whole organism. The same function scores reference photos, so the comparison is like with like."""
+    out = np.full(len(candidates), np.nan, dtype=np.float64)
+    by_part: dict[str | None, list[int]] = {}
+    for j, c in enumerate(candidates):
+        by_part.setdefault(c.trait.part, []).append(j)
+    # Embedding models were trained on plain photos: they get the part's box with some context, not a cut-out.
+    cut = context_crop if getattr(scorer, "context_crops", False) else masked_crop
+    whole = cut(image, organism)
+    crops = []
+    for part in by_part:
+        mask = part_mask(organism, part, group) if (organism is not None and part) else None
+        crops.append(cut(image, mask) if mask is not None else whole)
+    if getattr(scorer, "batch_crops", False):
+        # Embedding scorers: one batched pass over all part crops, then pick each phrase's own part.
+        table = scorer.score(crops, [c.phrase for c in candidates]).numpy()
+        for k, idx in enumerate(by_part.values()):
+            out[idx] = table[k, idx]
+        return out
+    for crop, idx in zip(crops, by_part.values(), strict=True):
+        out[idx] = scorer.score([crop], [candidates[j].phrase for j in idx])[0].numpy()
+    return out
+
+
+def region_scores(image: Image.Image, organism: np.ndarray | None, regions: Sequence[Region],
+                  candidates: Sequence[Candidate], scorer: Scorer) -> tuple[np.ndarray, np.ndarray]:
+    """(whole-organism scores [P], region scores [R, P]); regions are cut to the organism when it is known."""
+    phrases = [c.phrase for c in candidates]
+    if getattr(scorer, "context_crops", False):
+        crops = [context_crop(image, organism)] + [r.crop for r in regions]
+    else:
+        crops = [masked_crop(image, organism)]
+        crops += [masked_crop(image, organism, r.box) if organism is not None else r.crop for r in regions]
+    s = scorer.score(crops, phrases).numpy().astype(np.float64)
+    return s[0], s[1:]
+
+
+def confidence_of(effect: float) -> str:
+    """strong / moderate / weak from the absolute standardised effect."""
+    a = abs(effect)
+    return "strong" if a >= STRONG else ("moderate" if a >= MODERATE else "weak")
+
+
+def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np.ndarray, regions: np.ndarray,
+                 contrast_ref: np.ndarray | None, target_ref: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per candidate with its relative scores, direction, confidence and ranking score (best first).
+
+    profile: this photo's scores [P]; whole / regions: whole-organism [P] and region scores [R, P];
+    contrast_ref / target_ref: scores of reference photos [n, P] (None: no references, region-vs-organism only).
+    """
+    n = len(candidates)
+    with np.errstate(invalid="ignore"):
+        if regions.size:
+            local = regions - whole[None, :]
+            best_region = np.where(np.isnan(local).all(0), -1, np.nanargmax(np.nan_to_num(local, nan=-np.inf), axis=0))
+            localisation = np.nanmax(np.where(np.isnan(local), -np.inf, local), axis=0)
+            localisation[~np.isfinite(localisation)] = 0.0
+        else:
+            best_region = np.full(n, -1)
+            localisation = np.zeros(n)
+        real = np.array([not c.control for c in candidates])
+        support = None
+        if contrast_ref is not None and np.isfinite(contrast_ref).any():
+            mu_c, sd_c = _nan_stats(contrast_ref)
+            # A scorer-wide noise floor: without it a phrase the contrast never shows (sd ~ 0) gets an infinite effect.
+            floor = _floor(sd_c, real)
+            effect = (profile - mu_c) / np.sqrt(sd_c**2 + floor**2)
+            contrast_score = mu_c
+            method = "target_vs_contrast"
+            if target_ref is not None and np.isfinite(target_ref).any():
+                mu_t, sd_t = _nan_stats(target_ref)
+                support = _log_likelihood_ratio(profile, mu_t, np.sqrt(sd_t**2 + floor**2), mu_c,
+                                                np.sqrt(sd_c**2 + floor**2))
+                # Evidence must point the way the species differ: a photo scoring far beyond the contrast in the
+                # opposite direction of the target species is an oddity of this photo, not a trait.
+                support = np.where(np.sign(profile - mu_c) == np.sign(mu_t - mu_c), support, 0.0)
+                method = "target_vs_contrast_llr"
+        else:
+            spread = float(np.nanstd(localisation[real])) if real.any() else 0.0
+            effect = localisation / max(spread, 1e-3)
+            contrast_score = np.full(n, np.nan)
+            method = "region_vs_organism"
+    effect = np.nan_to_num(effect, nan=0.0)
+    direction = np.where(effect >= 0, "+", "-")
+    # Evidence that also sits in a Finer-CAM region (for '+': the phrase is stronger there than on the whole
+    # organism) counts a little more: the classifier itself used that place to separate the species.
+    localised = (direction == "+") & (localisation > 0)
+    if support is not None:
+        support = np.nan_to_num(support, nan=0.0)
+        rank_score = np.clip(support, 0.0, None) * np.where(localised, 1.25, 1.0)
+        confidence = [("strong" if s >= LLR_STRONG and abs(e) >= MODERATE else
+                       "moderate" if s >= LLR_MODERATE and abs(e) >= WEAK else "weak") for s, e in zip(support, effect, strict=False)]
+    else:
+        support = np.zeros(n)
+        rank_score = np.abs(effect) * np.where(localised, 1.25, 1.0)
+        confidence = [confidence_of(float(e)) for e in effect]
+    rows = []
+    for j, c in enumerate(candidates):
+        rows.append({
+            "phrase": c.phrase, "source": c.source, "control": c.control, "part": c.trait.part,
+            "attribute": c.trait.attribute, "value": c.trait.value, "score": float(profile[j]),
+            "whole_score": float(whole[j]), "contrast_score": float(contrast_score[j]), "effect": float(effect[j]),
+            "direction": str(direction[j]), "confidence": confidence[j], "support": float(support[j]),
+            "region": int(best_region[j]) if best_region[j] >= 0 and localisation[j] > 0 else None,
+            "localisation": float(localisation[j]), "rank_score": float(rank_score[j]), "method": method,
+            "index": j})
+    df = pd.DataFrame(rows)
+    return df.sort_values("rank_score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def select_diverse(table: pd.DataFrame, top_k: int, related: Callable[[str, str], bool] | None = None,
+                   min_effect: float = WEAK, finer: Callable[[str, str], bool] | None = None,
+                   finer_share: float = 0.5) -> pd.DataFrame:
+    """The top_k real (non-control) rows, LaBo-style diverse: a row repeating a chosen trait (same attribute,
+    value and direction) on a related part is skipped, except that a finer part (finer(a, b): a lies inside b)
+    with at least finer_share of the chosen row's ranking score replaces it ('white hindwing margin' is more
+    informative than 'white hindwing'). Rows below min_effect or without ranking support are dropped."""
+    chosen: list[int] = []
+    for i, row in table.iterrows():
+        if row["control"] or abs(row["effect"]) < min_effect or row["rank_score"] <= 0:
+            continue
+        dup = False
+        for pos, k in enumerate(chosen):
+            other = table.loc[k]
+            if (other["attribute"], other["value"], other["direction"]) != (row["attribute"], row["value"],
+                                                                           row["direction"]):
+                continue
+            if related is None or related(other["part"], row["part"]):
+                dup = True
+                if finer is not None and finer(row["part"], other["part"]) and \
+                        row["rank_score"] >= finer_share * other["rank_score"]:
+                    chosen[pos] = i
+                break
+        if not dup and len(chosen) < top_k:
+            chosen.append(i)
+    chosen = list(dict.fromkeys(chosen))
+    return table.loc[chosen].reset_index(drop=True)
+
+
+def set_statistics(candidates: Sequence[Candidate], scores_a: np.ndarray, scores_b: np.ndarray) -> pd.DataFrame:
+    """VisDiff statistics per phrase for two photo sets [n_a, P] and [n_b, P]: AUROC (A over B), mean difference,
+    standardised effect and Welch t-test p-value; best separated first."""
+    from scipy import stats
+
+    rows = []
+    for j, c in enumerate(candidates):
+        a = scores_a[:, j][np.isfinite(scores_a[:, j])]
+        b = scores_b[:, j][np.isfinite(scores_b[:, j])]
+        if len(a) == 0 or len(b) == 0:
+            auroc, diff, effect, p = 0.5, 0.0, 0.0, 1.0
+        else:
+            # AUROC = P(score_a > score_b) + half the ties (Mann-Whitney U / (n_a n_b)).
+            greater = (a[:, None] > b[None, :]).mean()
+            ties = (a[:, None] == b[None, :]).mean()
+            auroc = float(greater + 0.5 * ties)
+            diff = float(a.mean() - b.mean())
+            sd = float(np.sqrt((a.var() + b.var()) / 2))
+            effect = diff / max(sd, 1e-3)
+            if len(a) > 1 and len(b) > 1 and (a.var() > 0 or b.var() > 0):
+                p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+            else:
+                p = 1.0
+        rows.append({"phrase": c.phrase, "source": c.source, "control": c.control, "part": c.trait.part,
+                     "attribute": c.trait.attribute, "value": c.trait.value, "score": float(np.mean(a)) if len(a) else np.nan,
+                     "contrast_score": float(np.mean(b)) if len(b) else np.nan, "auroc": auroc, "mean_diff": diff,
+                     "effect": effect, "p_value": p, "direction": "+" if diff >= 0 else "-",
+                     "confidence": "strong" if abs(auroc - 0.5) >= 0.4 else ("moderate" if abs(auroc - 0.5) >= 0.25
+                                                                             else "weak"),
+                     "region": None, "rank_score": abs(auroc - 0.5) + 1e-3 * min(abs(effect), 100), "index": j})
+    df = pd.DataFrame(rows)
+    return df.sort_values("rank_score", ascending=False, kind="stable").reset_index(drop=True)

@@ -1,0 +1,190 @@
+"""Stage 3 of describe: candidate trait phrases, each tied to a structured trait (part, attribute, value).
+
+Sources: the taxon group's vocabulary (part x attribute x value templates), the expert lists of both species when
+known, and a random-phrase control (WaffleCLIP showed random words can look as useful as real descriptors, so every
+ranking is reported next to one). Filters: phrase length, near-duplicates, and phrases that merely name a species.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from traits.model import Trait
+
+BASE_COLOURS = ("black", "white", "grey", "brown", "red", "orange", "yellow", "green", "blue", "purple", "pink")
+
+# Parts worth describing per taxon group (a curated subset of traits/vocab/parts.json: every part names something
+# visible in a typical photo). Elements get presence phrases; tails also get shape phrases.
+GROUP_PARTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "butterfly": {
+        "colour": ("body", "wing", "forewing", "hindwing", "forewing tip", "forewing band", "forewing spot",
+                   "forewing base", "hindwing margin", "hindwing band", "hindwing spot", "hindwing eyespot",
+                   "forewing margin"),
+        "presence": ("forewing band", "forewing spot", "hindwing eyespot", "hindwing tail", "hindwing band"),
+        "pattern": ("wing", "forewing", "hindwing"),
+        "shape": ("hindwing tail",),
+    },
+    "bird": {
+        "colour": ("crown", "head", "throat", "breast", "belly", "back", "wing", "tail", "bill", "leg", "eye"),
+        "presence": ("crest", "eyering", "wingbar"),
+        "pattern": ("breast", "wing", "back", "head"),
+        "shape": ("bill", "tail"),
+    },
+    "generic": {
+        "colour": ("body", "head", "wing", "tail"),
+        "presence": ("tail", "spot", "band"),
+        "pattern": ("body", "wing"),
+        "shape": ("tail",),
+    },
+}
+PATTERNS = ("spotted", "banded")
+SHAPES = {"hindwing tail": ("long", "short"), "tail": ("long", "short"), "bill": ("long", "short")}
+# Words with no bearing on organisms: random-phrase controls are drawn from these (WaffleCLIP-style).
+CONTROL_WORDS = ("kettle", "lantern", "violin", "harbour", "pencil", "thunder", "carpet", "engine", "saddle",
+                 "marble", "ticket", "window", "ladder", "bucket", "velvet", "anchor", "parcel", "compass",
+                 "whistle", "tunnel", "blanket", "hammer", "mirror", "orbit", "candle", "quartz", "meadow")
+MIN_WORDS, MAX_WORDS, MAX_CHARS = 1, 8, 60
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A phrase to score and the trait it stands for. source: 'vocab', 'expert' or 'control'."""
+
+    phrase: str
+    trait: Trait
+    source: str = "vocab"
+
+    @property
+    def control(self) -> bool:
+        """True for random-phrase controls."""
+        return self.source == "control"
+
+
+def render_trait(trait: Trait) -> str:
+    """A short phrase for a trait: 'orange forewing band', 'spotted hindwing', 'hindwing tail', 'long hindwing tail'."""
+    part, attr, value = trait.part, trait.attribute, trait.value
+    if attr == "colour":
+        return f"{value} {part}"
+    if attr == "pattern":
+        return f"{value} {part}"
+    if attr == "presence":
+        return part if value == "present" else f"no {part}"
+    if attr in ("shape", "size"):
+        return f"{value} {part}"
+    if attr == "count":
+        return f"{value} {part}{'s' if value not in ('1', 'one') else ''}"
+    return f"{value} {part}".strip()
+
+
+def vocab_candidates(group: str = "butterfly", attributes: Iterable[str] = ("colour", "presence", "pattern", "shape"),
+                     parts: Sequence[str] | None = None) -> list[Candidate]:
+    """Part x attribute x value phrases for a taxon group (colours from the traits/ palette)."""
+    spec = GROUP_PARTS.get(group, GROUP_PARTS["generic"])
+    colours = _palette()
+    out: list[Candidate] = []
+    for attr in attributes:
+        for part in (parts if parts is not None else spec.get(attr, ())):
+            if attr == "colour":
+                values: Sequence[str] = colours
+            elif attr == "presence":
+                values = ("present",)
+            elif attr == "pattern":
+                values = PATTERNS
+            elif attr == "shape":
+                values = SHAPES.get(part, ())
+            else:
+                values = ()
+            for v in values:
+                t = Trait(part=part, attribute=attr, value=v, raw=v, text="", side=None)
+                out.append(Candidate(render_trait(t), t, "vocab"))
+    return out
+
+
+def _palette() -> tuple[str, ...]:
+    try:
+        from traits.vocab import load_vocab
+
+        return tuple(load_vocab().base_colours)
+    except Exception:  # noqa: BLE001 - the built-in palette is the same list
+        return BASE_COLOURS
+
+
+def expert_candidates(trait_lists: Iterable[Iterable[Trait]]) -> list[Candidate]:
+    """Phrases for every trait of the given expert lists (both species of a pair)."""
+    out = []
+    for tl in trait_lists:
+        for t in tl:
+            if t.attribute == "presence" and t.value == "absent":
+                t = t.with_(value="present")  # describe scores what is there; 'absent' is a '-' direction
+            out.append(Candidate(render_trait(t), t, "expert"))
+    return out
+
+
+def control_candidates(n: int = 8, seed: int = 0, words_per_phrase: int = 2) -> list[Candidate]:
+    """n random-word phrases ('kettle lantern'), a control that real phrases must beat."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        phrase = " ".join(rng.sample(CONTROL_WORDS, words_per_phrase))
+        out.append(Candidate(phrase, Trait(part="control", attribute="control", value=phrase, text=phrase), "control"))
+    return out
+
+
+def _norm(phrase: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9\- ]", " ", phrase.lower()).split())
+
+
+def _near_duplicate(a: str, b: str) -> bool:
+    """Same words up to order, plural 's' and grey/gray spelling ('grey wings' / 'wing gray')."""
+    def key(text: str) -> list[str]:
+        return sorted(w.replace("gray", "grey").removesuffix("s") for w in text.split())
+
+    return key(a) == key(b)
+
+
+def names_species(phrase: str, species_names: Iterable[str]) -> bool:
+    """True when the phrase contains a species' genus, epithet or common-name word (it would just name the class)."""
+    words = set(_norm(phrase).replace("-", " ").split())
+    for name in species_names:
+        for tok in _norm(name).replace("-", " ").split():
+            if len(tok) >= 4 and tok in words:
+                return True
+    return False
+
+
+def filter_candidates(cands: Iterable[Candidate], species_names: Iterable[str] = (), max_chars: int = MAX_CHARS,
+                      max_words: int = MAX_WORDS) -> list[Candidate]:
+    """Drop phrases that are too long or empty, near-duplicates of an earlier phrase, or that name a species.
+
+    Expert phrases are kept ahead of vocabulary duplicates (they come first when passed first).
+    """
+    names = [n for n in species_names if n]
+    kept: list[Candidate] = []
+    seen: list[str] = []
+    seen_keys: set[tuple[str, str, str]] = set()
+    for c in cands:
+        text = _norm(c.phrase)
+        n_words = len(text.split())
+        if not text or len(text) > max_chars or not (MIN_WORDS <= n_words <= max_words):
+            continue
+        if not c.control and names_species(text, names):
+            continue
+        if not c.control and c.trait.key in seen_keys:
+            continue
+        if any(_near_duplicate(text, s) for s in seen):
+            continue
+        seen.append(text)
+        if not c.control:
+            seen_keys.add(c.trait.key)
+        kept.append(c)
+    return kept
+
+
+def candidate_phrases(group: str = "butterfly", expert_lists: Sequence[Iterable[Trait]] = (),
+                      species_names: Iterable[str] = (), n_controls: int = 8, seed: int = 0) -> list[Candidate]:
+    """All candidates for one species pair: expert phrases first, then vocabulary phrases, then controls; filtered."""
+    cands = [*expert_candidates(expert_lists), *vocab_candidates(group), *control_candidates(n_controls, seed)]
+    return filter_candidates(cands, species_names)

@@ -1,0 +1,60 @@
+"""The CLIP route through the whole describe path: an open_clip ViT-B-16 with random weights (BioCLIP's
+architecture; no weights can be downloaded here) as the scorer. A smoke test: it checks plumbing, not quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline.describe import Pipeline
+from pipeline.models import load_classifier
+
+
+@pytest.fixture(scope="module")
+def vit_scorer():
+    from pipeline.scorers.openclip import OpenClipScorer
+
+    torch.manual_seed(0)
+    # One template keeps the CPU text pass short; ensembling itself is covered by the tiny transformers CLIP test.
+    return OpenClipScorer("random:ViT-B-16", device="cpu", templates=["a photo of {phrase}."])
+
+
+@pytest.fixture(scope="module")
+def small_model(synthetic_species_dir, tmp_path_factory):
+    from pipeline.train import train_classifier
+
+    # One model per test session, shared by the describe test modules (training is the slow part).
+    out = tmp_path_factory.getbasetemp() / "describe-model"
+    if not (out / "card.json").is_file():
+        train_classifier(synthetic_species_dir, out, image_size=64, epochs=100, device="cpu")
+    return out
+
+
+def test_openclip_scorer_caches_text_and_scores_crops(vit_scorer):
+    from PIL import Image
+
+    crops = [Image.new("RGB", (40, 30), (200, 30, 30)), Image.new("RGBA", (30, 30), (20, 20, 200, 255))]
+    s = vit_scorer.score(crops, ["red forewing band", "kettle lantern"])
+    assert s.shape == (2, 2) and torch.isfinite(s).all() and (s.abs() <= 1.0001).all()
+    assert vit_scorer.spec == "openclip:random:ViT-B-16" and vit_scorer.supports("anything at all")
+    cached = dict(vit_scorer._text_cache)
+    assert set(cached) == {"red forewing band", "kettle lantern"}
+    s2 = vit_scorer.score(crops[:1], ["kettle lantern"])
+    assert torch.allclose(s2[0, 0], s[0, 1], atol=1e-5)
+
+
+def test_random_vit_b16_runs_through_the_whole_describe_path(vit_scorer, small_model, synthetic_species_dir):
+    clf = load_classifier(small_model, device="cpu")
+    # The 'generic' group has few phrases and no part layout (one crop per photo): the same path, less CPU time.
+    pipe = Pipeline(clf, scorer=vit_scorer, model_dir=small_model, max_references=2, n_controls=3, group="generic")
+    m = pd.read_csv(synthetic_species_dir / "manifest.csv")
+    photo = synthetic_species_dir / m[(m["species"] == "Synthia rubra") & (m["split"] == "test")]["image"].iloc[0]
+    r = pipe.describe(photo, "Synthia aurantiaca", target_species="Synthia rubra", top_k=3)
+    assert r.provenance["scorer"] == "openclip:random:ViT-B-16"
+    assert r.provenance["n_contrast_references"] == 2 and len(r.controls) == 3
+    assert r.text.startswith("Compared with Synthia aurantiaca")
+    assert all(np.isfinite(t.score) and t.direction in "+-" for t in r.traits)
+    # Random weights carry no meaning: the controls must be scored like any phrase, not dropped.
+    assert all(np.isfinite(c.score) for c in r.controls)

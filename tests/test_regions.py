@@ -1,0 +1,103 @@
+"""Regions of a map (thresholding, components, ranking, padding, overlap suppression, minimum size) and the
+organism outline and part layout used to place them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pipeline.regions import (
+    describe_location,
+    extract_regions,
+    masked_crop,
+    organism_mask,
+    part_mask,
+    relative_position,
+)
+
+
+def _blob_map(h=100, w=200, blobs=((30, 40, 10, 1.0), (70, 150, 6, 0.8))):
+    yy, xx = np.mgrid[0:h, 0:w]
+    cam = np.zeros((h, w), np.float32)
+    for cy, cx, r, peak in blobs:
+        cam = np.maximum(cam, peak * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2)))
+    return cam
+
+
+def test_regions_ranked_by_mass_with_boxes_around_the_blobs():
+    img = Image.new("RGB", (200, 100), (90, 90, 90))
+    regions = extract_regions(img, _blob_map(), top_k=3, threshold=0.3, pad=0.1, min_size=0.05)
+    assert len(regions) == 2
+    big, small = regions
+    assert big.mass > small.mass > 0 and big.peak == pytest.approx(1.0)
+    x0, y0, x1, y1 = big.box
+    assert x0 < 40 < x1 and y0 < 30 < y1 and (x1 - x0) < 60
+    x0, y0, x1, y1 = small.box
+    assert x0 < 150 < x1 and y0 < 70 < y1
+    assert big.crop.size == (big.box[2] - big.box[0], big.box[3] - big.box[1])
+    assert big.area == pytest.approx((big.box[2] - big.box[0]) * (big.box[3] - big.box[1]) / 20000)
+    assert set(big.to_dict()) == {"index", "box", "mass", "area", "peak", "location"}
+
+
+def test_map_at_feature_resolution_is_upsampled_to_the_image():
+    img = Image.new("RGB", (160, 160))
+    cam = np.zeros((7, 7), np.float32)
+    cam[1, 5] = 1.0
+    (r,) = extract_regions(img, cam, top_k=3)
+    cx, cy = (r.box[0] + r.box[2]) / 2, (r.box[1] + r.box[3]) / 2
+    assert 100 < cx < 150 and 10 < cy < 60
+
+
+def test_overlap_suppression_top_k_and_min_size():
+    img = Image.new("RGB", (200, 100))
+    cam = _blob_map(blobs=((50, 50, 8, 1.0), (50, 70, 8, 0.9), (50, 170, 3, 0.7)))
+    regions = extract_regions(img, cam, top_k=5, threshold=0.6, pad=0.5, max_overlap=0.3, min_size=0.4)
+    for i, a in enumerate(regions):
+        for b in regions[i + 1:]:
+            ix = max(0, min(a.box[2], b.box[2]) - max(a.box[0], b.box[0]))
+            iy = max(0, min(a.box[3], b.box[3]) - max(a.box[1], b.box[1]))
+            smaller = min((a.box[2] - a.box[0]) * (a.box[3] - a.box[1]), (b.box[2] - b.box[0]) * (b.box[3] - b.box[1]))
+            assert ix * iy / smaller <= 0.3
+    assert all(min(r.box[2] - r.box[0], r.box[3] - r.box[1]) >= 40 for r in regions)
+    assert len(extract_regions(img, cam, top_k=1)) == 1
+
+
+def test_empty_and_nan_maps_give_no_regions():
+    img = Image.new("RGB", (64, 64))
+    assert extract_regions(img, np.zeros((8, 8))) == []
+    assert extract_regions(img, np.full((8, 8), np.nan)) == []
+
+
+def test_organism_outline_on_synthetic_photos(synthetic_species_dir):
+    manifest = pd.read_csv(synthetic_species_dir / "manifest.csv").iloc[::6]
+    ious = []
+    for row in manifest.itertuples():
+        img = Image.open(synthetic_species_dir / row.image).convert("RGB")
+        truth = np.asarray(Image.open(synthetic_species_dir / row.mask)) > 0
+        est = organism_mask(img)
+        ious.append(0.0 if est is None else (est & truth).sum() / (est | truth).sum())
+    assert np.mean(ious) > 0.6, ious
+
+
+def test_plain_photo_has_no_outline_and_location_is_unknown():
+    img = Image.new("RGB", (64, 64), (120, 130, 140))
+    assert organism_mask(img) is None
+    assert describe_location((0, 0, 10, 10), None) is None
+
+
+def test_location_words_and_part_layout():
+    organism = np.zeros((100, 200), bool)
+    organism[10:90, 20:180] = True
+    assert describe_location((20, 10, 50, 30), organism) == "upper left of the organism"
+    assert describe_location((90, 40, 110, 60), organism) == "centre of the organism"
+    assert describe_location((150, 40, 178, 60), organism) == "right part of the organism"
+    u, v = relative_position((90, 40, 110, 60), organism)
+    assert u == pytest.approx(0.5) and v == pytest.approx(0.5)
+    fore, hind = part_mask(organism, "forewing"), part_mask(organism, "hindwing")
+    assert np.nonzero(fore)[0].mean() < np.nonzero(hind)[0].mean()  # forewings above hindwings
+    assert part_mask(organism, "no such part") is None
+    crop = masked_crop(Image.new("RGB", (200, 100), (255, 0, 0)), fore)
+    alpha = np.asarray(crop.getchannel("A"))
+    assert crop.mode == "RGBA" and alpha.max() == 255 and alpha.min() == 0
