@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from pipeline.regions import Region, masked_crop, part_mask
@@ -71,6 +72,8 @@ def image_profile(image: Image.Image, organism: np.ndarray | None, candidates: S
     for part in by_part:
         mask = part_mask(organism, part, group) if (organism is not None and part) else None
         crops.append(cut(image, mask) if mask is not None else whole)
+    if getattr(scorer, "value_scores", None) in ("prob", "logprob"):
+        return _value_profile(crops, list(by_part.values()), candidates, scorer)
     if getattr(scorer, "batch_crops", False):
         # Embedding scorers: one batched pass over all part crops, then pick each phrase's own part.
         table = scorer.score(crops, [c.phrase for c in candidates]).numpy()
@@ -79,6 +82,45 @@ def image_profile(image: Image.Image, organism: np.ndarray | None, candidates: S
         return out
     for crop, idx in zip(crops, by_part.values(), strict=True):
         out[idx] = scorer.score([crop], [candidates[j].phrase for j in idx])[0].numpy()
+    return out
+
+
+def value_alternatives(candidate: Candidate, controls: Sequence[str] = ()) -> list[str]:
+    """The phrases a phrase competes with on its crop: the same part with every other value of its attribute
+    ('red / blue / ... forewing band', 'hindwing tail / no hindwing tail'); controls compete with each other, so
+    they are scored exactly like real phrases. Fixed per phrase (not per candidate set): reference scores cache."""
+    from prompts.phrases import PATTERNS, SHAPES, _palette, render_trait
+
+    t = candidate.trait
+    if candidate.control:
+        return list(dict.fromkeys([candidate.phrase, *controls]))
+    if t.attribute == "presence":
+        return [candidate.phrase, f"no {t.part}"]
+    values = {"colour": _palette(), "pattern": PATTERNS, "shape": SHAPES.get(t.part, ())}.get(t.attribute, ())
+    alts = [render_trait(t.with_(value=v)) for v in values if v != t.value]
+    # Without alternatives (counts, sizes): the phrase against its bare part ('two hindwing eyespots' vs 'hindwing').
+    return [candidate.phrase, *(alts or [t.part])]
+
+
+def _value_profile(crops: Sequence[Image.Image], groups: Sequence[list[int]], candidates: Sequence[Candidate],
+                   scorer: Scorer) -> np.ndarray:
+    """Each phrase's softmax probability (or log-probability) among its value alternatives on its own crop.
+
+    On a part crop raw similarities of all 'X forewing band' phrases rise and fall together with how much the
+    crop looks like a forewing band; the softmax over the values of that part keeps only which value it shows.
+    """
+    controls = [c.phrase for c in candidates if c.control]
+    alts = [value_alternatives(c, controls) for c in candidates]
+    phrases = list(dict.fromkeys(p for a in alts for p in a))
+    col = {p: i for i, p in enumerate(phrases)}
+    table = torch.as_tensor(scorer.score(list(crops), phrases)).double()
+    logits = float(getattr(scorer, "logit_scale", 100.0)) * table
+    log = getattr(scorer, "value_scores", "prob") == "logprob"
+    out = np.full(len(candidates), np.nan, dtype=np.float64)
+    for k, idx in enumerate(groups):
+        for j in idx:
+            lp = torch.log_softmax(logits[k, [col[p] for p in alts[j]]], dim=0)[0]
+            out[j] = float(lp if log else lp.exp())
     return out
 
 

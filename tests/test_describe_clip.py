@@ -58,3 +58,53 @@ def test_random_vit_b16_runs_through_the_whole_describe_path(vit_scorer, small_m
     assert all(np.isfinite(t.score) and t.direction in "+-" for t in r.traits)
     # Random weights carry no meaning: the controls must be scored like any phrase, not dropped.
     assert all(np.isfinite(c.score) for c in r.controls)
+
+
+class _PartShiftScorer:
+    """Fake embedding scorer: every phrase naming the forewing band rises with how band-like the crop is (its
+    green channel), and the colour the crop shows (red channel > 128: red, else orange) adds 0.2."""
+
+    batch_crops = True
+    value_scores = "prob"
+    logit_scale = 20.0
+
+    def score(self, crops, phrases):
+        rows = []
+        for c in crops:
+            r, g, _ = c.convert("RGB").getpixel((0, 0))
+            colour = "red" if r > 128 else "orange"
+            rows.append([(g / 255 if "forewing band" in p else 0.0) + (0.2 if p.startswith(colour + " ") else 0.0)
+                         for p in phrases])
+        return torch.tensor(rows)
+
+
+def test_value_softmax_removes_the_shared_part_shift():
+    from PIL import Image
+
+    from pipeline.scoring import image_profile, value_alternatives
+    from prompts.phrases import Candidate, control_candidates
+    from traits.model import Trait
+
+    def cand(value):
+        t = Trait(part="forewing band", attribute="colour", value=value)
+        return Candidate(f"{value} forewing band", t, "vocab")
+
+    cands = [cand("red"), cand("blue"), cand("orange"), *control_candidates(2)]
+    alts = value_alternatives(cands[0])
+    assert alts[0] == "red forewing band" and "blue forewing band" in alts and "red forewing band" not in alts[1:]
+    assert value_alternatives(Candidate("hindwing tail", Trait(part="hindwing tail", attribute="presence",
+                                                                value="present"), "vocab")) == \
+        ["hindwing tail", "no hindwing tail"]
+    assert set(value_alternatives(cands[3], [c.phrase for c in cands[3:]])) == {c.phrase for c in cands[3:]}
+    scorer = _PartShiftScorer()
+    # Two red crops, one far more band-like: raw scores of every band phrase differ by 0.6 between them.
+    weak, strong = Image.new("RGB", (8, 8), (200, 20, 0)), Image.new("RGB", (8, 8), (200, 173, 0))
+    raw = scorer.score([weak, strong], [c.phrase for c in cands])
+    assert torch.allclose(raw[1, :3] - raw[0, :3], torch.full((3,), 0.6), atol=1e-5)
+    pw, ps = (image_profile(im, None, cands, scorer) for im in (weak, strong))
+    # As probabilities among the colours of the band, the shift is gone; only the colour shown counts.
+    np.testing.assert_allclose(pw, ps, atol=1e-6)
+    assert np.isclose(pw[0], np.exp(4) / (np.exp(4) + 10), rtol=1e-5) and np.isclose(pw[1], pw[2], rtol=1e-5)
+    orange = image_profile(Image.new("RGB", (8, 8), (90, 20, 0)), None, cands, scorer)
+    assert orange[2] > 0.2 > orange[0]
+    assert np.isclose(pw[3] + pw[4], 1.0)  # the two controls compete only with each other

@@ -38,6 +38,21 @@ def test_captions_attach_absence_to_the_host_part(synthetic_species_dir):
     assert band == {"red band across the forewing", "red forewing band", "a red forewing band", "red band on the forewing"}
 
 
+def test_hard_negative_captions_name_the_same_part_with_other_colours(synthetic_species_dir):
+    traits = tc._read_csv(synthetic_species_dir / "traits.csv")
+    caps = tc.build_captions(traits, list(PARTS.values()))
+    used = {i for ids in caps.positives.values() for i in ids}
+    negatives = {c for i, c in enumerate(caps.captions) if i not in used}
+    band_values = {r["value"] for r in traits if r["part"] == "forewing band" and r["attribute"] == "colour"}
+    # Every palette colour no species shows on the band is a negative-only caption; the colours shown are not.
+    assert {"blue forewing band", "a purple forewing band", "pink band on the forewing"} <= negatives
+    assert not any(f"{v} forewing band" in negatives for v in band_values)
+    # A wing's colour negatives leave out colours its sub-parts show (a forewing crop does show the orange band).
+    assert "orange forewing" not in negatives and "blue forewing" in negatives
+    plain = tc.build_captions(traits, list(PARTS.values()), hard_negatives=False)
+    assert plain.captions == caps.captions[:len(plain.captions)] and plain.positives == caps.positives
+
+
 def test_multi_positive_loss_prefers_aligned_embeddings():
     torch.manual_seed(0)
     txt = torch.nn.functional.normalize(torch.randn(5, 8), dim=-1)

@@ -95,8 +95,32 @@ class CaptionSet:
     trait_text: dict[tuple[str, str, str], str]  # (species, part, attribute) -> canonical phrase
 
 
-def build_captions(traits: list[dict], parts: list[str]) -> CaptionSet:
-    """Caption vocabulary and positives per (species, part) from a traits.csv table."""
+def colour_hard_negatives(traits: list[dict]) -> list[str]:
+    """Captions true of no crop: each coloured part with every palette colour that no species shows on it or on
+    a sub-part of it ('blue forewing band'). In the loss they are negatives of every crop, so the text tower must
+    tell colours apart on the same part, not only parts apart (describe() scores all palette colours)."""
+    from prompts.phrases import BASE_COLOURS
+
+    shown: dict[str, set[str]] = {}
+    for row in traits:
+        if row["attribute"] == "colour":
+            shown.setdefault(row["part"], set())
+    for row in traits:
+        if row["attribute"] == "colour":
+            for part in shown:
+                if row["part"] == part or row["part"].startswith(part + " "):
+                    shown[part].add(row["value"])
+    out: list[str] = []
+    for part, values in shown.items():
+        for colour in BASE_COLOURS:
+            if colour not in values:
+                out += caption_variants(part, "colour", colour, f"{colour} {part}")
+    return list(dict.fromkeys(out))
+
+
+def build_captions(traits: list[dict], parts: list[str], hard_negatives: bool = True) -> CaptionSet:
+    """Caption vocabulary and positives per (species, part) from a traits.csv table; with hard_negatives, plus
+    the negative-only colour captions of colour_hard_negatives."""
     captions: dict[str, int] = {}
     canonical: dict[str, int] = {}
     positives: dict[tuple[str, str], set[int]] = {}
@@ -122,6 +146,9 @@ def build_captions(traits: list[dict], parts: list[str]) -> CaptionSet:
         add(sp, WHOLE, [text], text)
     for sp in dict.fromkeys(r["taxon"] for r in traits):  # ordered: caption ids must not depend on hashing
         add(sp, WHOLE, [sp, f"a photo of {sp}"], sp)
+    if hard_negatives:
+        for text in colour_hard_negatives(traits):
+            captions.setdefault(text, len(captions))
     return CaptionSet(captions=list(captions), canonical=list(canonical),
                       positives={k: sorted(v) for k, v in positives.items()},
                       canonical_positives={k: sorted(v) for k, v in canon_pos.items()}, trait_text=trait_text)

@@ -19,6 +19,9 @@ class OpenClipScorer(Scorer):
     name = "openclip"
     batch_crops = True
     context_crops = False  # True: part boxes with context instead of alpha-masked cut-outs
+    # describe() profiles: each phrase's (log-)softmax among the other values of its part and attribute
+    # ('prob' / 'logprob'), None: raw cosine similarities (see pipeline.scoring.value_alternatives).
+    value_scores: str | None = "logprob"
 
     def __init__(self, model: str = BIOCLIP, device: str | torch.device = "auto", templates: Sequence[str] | None = None,
                  batch_size: int = 32) -> None:
@@ -30,6 +33,9 @@ class OpenClipScorer(Scorer):
         self.templates = list(templates or TRAIT_TEMPLATES)
         self.batch_size = batch_size
         self._text_cache: dict[str, torch.Tensor] = {}
+        scale = getattr(self.bundle.model, "logit_scale", None)
+        # The model's own softmax temperature (CLIP: 100 after training); what value alternatives compete with.
+        self.logit_scale = float(scale.detach().exp()) if isinstance(scale, torch.Tensor) else 100.0
 
     @property
     def spec(self) -> str:
@@ -39,7 +45,7 @@ class OpenClipScorer(Scorer):
     def cache_id(self) -> str:
         import hashlib
 
-        return f"{self.spec}|context={self.context_crops}|templates={hashlib.sha1('|'.join(self.templates).encode()).hexdigest()[:10]}"
+        return f"{self.spec}|context={self.context_crops}|values={self.value_scores}|templates={hashlib.sha1('|'.join(self.templates).encode()).hexdigest()[:10]}"
 
     @torch.no_grad()
     def text_embeddings(self, phrases: Sequence[str]) -> torch.Tensor:
