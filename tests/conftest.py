@@ -28,3 +28,17 @@ def synthetic_shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from evaluation.synthetic import make_shapes
 
     return make_shapes(tmp_path_factory.mktemp("synthetic") / "shapes", n_per_class=12, image_size=96, seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tiny models on one torch thread.
+
+    On a shared 2-core machine two torch threads spin against other jobs: tiny models then run ~30x slower.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,14 +13,8 @@ from evaluation import baselines
 from evaluation import cam_metrics as cm
 from pipeline.models import Classifier, Preprocess
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # On a shared 2-core machine two torch threads spin against other jobs: tiny models run ~30x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models: one torch thread (see the one_torch_thread fixture in conftest).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class RowClassifier(Classifier):
