@@ -67,13 +67,15 @@ class EvalSet:
 
 @dataclass
 class BenchmarkResult:
-    """Per-image rows, the summary (mean and 95 % interval), metric correlations and the markdown table."""
+    """Per-image rows, the summary (mean and 95 % interval), metric correlations, the markdown table and the
+    paired Finer-vs-plain comparison."""
 
     per_image: pd.DataFrame
     summary: pd.DataFrame
     correlations: pd.DataFrame
     table: str
     out: Path
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # ------------------------------------------------------------------------------------------------ datasets
@@ -330,6 +332,82 @@ def pair_table(by_pair: pd.DataFrame, metrics: Sequence[str], digits: int = 3) -
     return "\n".join(lines)
 
 
+PAIRED_METRICS = ("part_mass_iou", "part_pointing", "mass_iou", "pointing", "rd@5", "rd@10")
+CLEAR_CHANGE = 0.10  # a paired difference of at least 10 % of the plain method's mean counts as clear
+
+
+def finer_base(method: str) -> str | None:
+    """The plain method a Finer variant changes ('finer' -> 'gradcam', 'finer-layercam' -> 'layercam')."""
+    if method == "finer":
+        return "gradcam"
+    return method[len("finer-"):] if method.startswith("finer-") else None
+
+
+def paired_comparison(per_image: pd.DataFrame, metrics: Sequence[str] = PAIRED_METRICS) -> pd.DataFrame:
+    """Each Finer variant against its plain method on the same images: the per-image difference (Finer minus plain,
+    mean and 95 % t-interval), the ratio of means, the share of images where Finer is better, a Wilcoxon signed-rank
+    p-value, and a verdict: 'finer better' when the whole interval lies on the better side and the mean difference
+    is at least CLEAR_CHANGE of the plain method's mean ('finer slightly better' when it is smaller).
+
+    Paired, because both maps explain the same image: image-to-image spread (part size, pose) cancels out, so a
+    real but small effect is not hidden by the overlapping intervals of the two unpaired means."""
+    from scipy.stats import t as student_t
+    from scipy.stats import wilcoxon
+
+    rows = []
+    methods = list(dict.fromkeys(per_image["method"]))
+    keys = ["image", "contrast_species"] if "contrast_species" in per_image else ["image"]
+    for method in methods:
+        base = finer_base(method)
+        if base not in methods:
+            continue
+        a = per_image[per_image["method"] == method].copy()
+        b = per_image[per_image["method"] == base].copy()
+        for k in keys:
+            a[k], b[k] = a[k].fillna("").astype(str), b[k].fillna("").astype(str)
+        both = a.merge(b, on=keys, suffixes=("", "_base"))
+        for m in metrics:
+            if m not in both or f"{m}_base" not in both:
+                continue
+            ok = both[[m, f"{m}_base"]].dropna()
+            n = len(ok)
+            if n < 2:
+                continue
+            sign = DIRECTION.get(m, 1)
+            d = (ok[m] - ok[f"{m}_base"]).to_numpy(dtype=float)
+            mean = float(d.mean())
+            half = float(student_t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n))
+            nonzero = d[d != 0]
+            p = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else float("nan")
+            lo, hi = mean - half, mean + half
+            better = (lo > 0) if sign > 0 else (hi < 0)
+            worse = (hi < 0) if sign > 0 else (lo > 0)
+            base_mean = float(ok[f"{m}_base"].mean())
+            # Significant but within CLEAR_CHANGE of the plain method's mean is 'slightly': not a clear win.
+            size = "" if base_mean == 0 or abs(mean / base_mean) >= CLEAR_CHANGE else "slightly "
+            rows.append({"method": method, "base": base, "metric": m, "n": n, "mean": float(ok[m].mean()),
+                         "base_mean": base_mean, "diff": mean, "lo": lo, "hi": hi,
+                         "ratio": float(ok[m].mean()) / base_mean if base_mean else float("nan"),
+                         "better_share": float((sign * d > 0).mean()), "wilcoxon_p": p,
+                         "verdict": f"finer {size}better" if better else (
+                             f"finer {size}worse" if worse else "no clear difference")})
+    return pd.DataFrame(rows, columns=["method", "base", "metric", "n", "mean", "base_mean", "diff", "lo", "hi",
+                                       "ratio", "better_share", "wilcoxon_p", "verdict"])
+
+
+def paired_table(paired: pd.DataFrame, digits: int = 3) -> str:
+    """Markdown: one row per (Finer variant, metric) with the paired difference to its plain method."""
+    if paired.empty:
+        return ""
+    lines = ["| method | vs | metric | n | Finer | plain | difference (95 % interval) | ratio | Finer better on | "
+             "Wilcoxon p | verdict |", "|" + "---|" * 11]
+    for r in paired.itertuples():
+        lines.append(f"| {r.method} | {r.base} | {r.metric} | {r.n} | {r.mean:.{digits}f} | {r.base_mean:.{digits}f} "
+                     f"| {r.diff:+.{digits}f} [{r.lo:+.{digits}f}, {r.hi:+.{digits}f}] | {r.ratio:.2f} "
+                     f"| {r.better_share:.0%} | {r.wilcoxon_p:.2g} | {r.verdict} |")
+    return "\n".join(lines)
+
+
 def metric_correlations(summary: pd.DataFrame, references: Sequence[str] = ("mass_iou", "part_mass_iou"),
                         min_methods: int = 3) -> pd.DataFrame:
     """Spearman and Kendall rank correlation, across methods, of each ground-truth-free metric with Mass-IoU.
@@ -494,18 +572,20 @@ def run_benchmark(classifier, evalset: EvalSet, methods: Sequence[str], out: str
     summary = summarise(per_image)
     corr = metric_correlations(summary) if has_masks else pd.DataFrame()
     by_pair = summarise_by_pair(per_image)
-    table = render_report(evalset, summary, corr, methods, by_pair)
+    paired = paired_comparison(per_image)
+    table = render_report(evalset, summary, corr, methods, by_pair, paired)
     _write_csv_atomic(per_image, out / "per_image.csv")
+    _write_csv_atomic(paired, out / "paired.csv")
     _write_csv_atomic(summary, out / "summary.csv")
     _write_csv_atomic(corr, out / "correlations.csv")
     if not by_pair.empty:
         _write_csv_atomic(by_pair, out / "by_pair.csv")
     _write_text_atomic(table + "\n", out / "table.md")
-    return BenchmarkResult(per_image, summary, corr, table, out)
+    return BenchmarkResult(per_image, summary, corr, table, out, paired)
 
 
 def render_report(evalset: EvalSet, summary: pd.DataFrame, corr: pd.DataFrame, methods: Sequence[str],
-                  by_pair: pd.DataFrame | None = None) -> str:
+                  by_pair: pd.DataFrame | None = None, paired: pd.DataFrame | None = None) -> str:
     """The markdown written to table.md: the main table, then the metric-agreement table when available."""
     n = int(summary["n"].max()) if not summary.empty else 0
     text = [f"### {evalset.name}: {len(evalset)} images, {len(methods)} methods",
@@ -517,6 +597,9 @@ def render_report(evalset: EvalSet, summary: pd.DataFrame, corr: pd.DataFrame, m
     if by_pair is not None and not by_pair.empty:
         cols = [m for m in ("rd@5", "rd@10", "mass_iou", "part_mass_iou", "part_pointing") if m in set(by_pair["metric"])]
         text += ["", "Per direction (target vs contrast):", "", pair_table(by_pair, cols)]
+    if paired is not None and not paired.empty:
+        text += ["", "Finer variants against their plain method on the same images (paired; difference = Finer "
+                 "minus plain, oriented metrics as in the main table):", "", paired_table(paired)]
     return "\n".join(text)
 
 
@@ -529,9 +612,11 @@ def rebuild_tables(out: str | Path, name: str = "") -> str:
     summary = summarise(per_image)
     corr = metric_correlations(summary) if "mass_iou" in per_image else pd.DataFrame()
     by_pair = summarise_by_pair(per_image)
+    paired = paired_comparison(per_image)
     n_images = per_image.groupby("method").size().max()
     evalset = EvalSet(pd.DataFrame(index=range(int(n_images))), name or meta.get("dataset", out.name))
-    table = render_report(evalset, summary, corr, methods, by_pair)
+    table = render_report(evalset, summary, corr, methods, by_pair, paired)
+    _write_csv_atomic(paired, out / "paired.csv")
     _write_csv_atomic(summary, out / "summary.csv")
     _write_csv_atomic(corr, out / "correlations.csv")
     if not by_pair.empty:

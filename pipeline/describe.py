@@ -249,7 +249,8 @@ class Pipeline:
         lists = [tl for tl in _expert_lists(self.expert, [target, contrast])]
         cands = candidate_phrases(self.group, [tl for tl in lists if tl is not None], species_names=names,
                                   n_controls=self.n_controls)
-        cands = [c for c in cands if c.control or self.scorer.supports(c.phrase)]
+        cands = [c for c in cands if c.control or (self.scorer.supports(c.phrase)
+                                                   and self.scorer.supports_part(c.trait.part))]
         return cands, lists
 
     def _profile_fn(self, cands: Sequence[Any], species: Any = None):
@@ -275,7 +276,7 @@ class Pipeline:
         return explain(self.classifier, images, target=species, method="gradcam").maps.numpy()
 
     def _cache_key(self) -> str:
-        return f"{self.scorer.cache_id}|group={self.group}|layout=1|organism=2|crops=2|n={self.max_references}"
+        return f"{self.scorer.cache_id}|group={self.group}|layout=4|organism=2|crops=2|n={self.max_references}"
 
     def references(self, species: str, cands: Sequence[Any]) -> np.ndarray | None:
         """Reference scores [n_photos, n_candidates] of one species (cached in the model dir)."""
@@ -429,7 +430,8 @@ class Pipeline:
         scores_b = np.concatenate([profile_b([load_image(im) for im in images_b[i:i + 16]], phrases)
                                    for i in range(0, len(images_b), 16)])
         table = set_statistics(cands, scores_a, scores_b)
-        chosen = select_diverse(table, top_k, related=_related_parts(self.group), min_effect=0.0)
+        chosen = select_diverse(table, top_k, related=_related_parts(self.group), min_effect=0.0,
+                                finer=_finer_part(self.group))
         chosen = chosen[chosen["confidence"] != "weak"] if (chosen["confidence"] != "weak").any() else chosen
         diffs = [TraitDifference(trait=cands[int(r["index"])].trait, direction=r["direction"], target=a, contrast=b,
                                  score=float(r["auroc"]), phrase=r["phrase"]) for _, r in chosen.iterrows()]

@@ -229,25 +229,75 @@ PART_LAYOUTS: dict[str, dict[str, list[tuple[float, float, float, float]]]] = {
         "hindwing band": [(0.05, 0.6, 0.46, 0.9), (0.54, 0.6, 0.95, 0.9)],
         "hindwing spot": [(0.05, 0.52, 0.46, 1.0), (0.54, 0.52, 0.95, 1.0)],
         "hindwing eyespot": [(0.15, 0.65, 0.36, 0.9), (0.64, 0.65, 0.85, 0.9)],
-        "hindwing tail": [(0.2, 0.8, 0.44, 1.0), (0.56, 0.8, 0.8, 1.0)],
+        "hindwing tail": [(0.2, 0.8, 0.44, 1.3), (0.56, 0.8, 0.8, 1.3)],  # tails reach below the core box
     },
 }
 
 
-def part_mask(organism: np.ndarray, part: str, group: str = "butterfly") -> np.ndarray | None:
-    """The organism pixels that lie in the layout boxes of `part` (bool [H, W]); None when the layout lacks it."""
-    boxes = PART_LAYOUTS.get(group, {}).get(part)
-    if boxes is None or organism is None or not organism.any():
-        return None
+# A margin is the outer border of its wing: the organism pixels within this share of the organism's span of its
+# outline, inside the wing's layout boxes. Found from the outline itself, so it follows the organism's pose.
+MARGIN_WIDTH = 0.05
+# Marks inside a wing: measured without that margin strip, so a coloured margin is not read as a band or a spot.
+INTERIOR_PARTS = {"band", "spot", "eyespot", "base"}
+
+
+# Thin appendages (antennae, tails, legs) are left out of the box the layout is laid on: otherwise a tail would
+# stretch the box and move every other part's box, so a tailed species would seem to differ everywhere.
+APPENDAGE_WIDTH = 0.03  # of the organism's span: structures thinner than about twice this are appendages
+
+
+def core_box(organism: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, x1, y0, y1) of the organism without its thin appendages (the whole organism when nothing is left)."""
     ys, xs = np.nonzero(organism)
-    ox0, ox1, oy0, oy1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    area = np.zeros_like(organism, dtype=bool)
+    box = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    k = round(APPENDAGE_WIDTH * max(box[1] - box[0], box[3] - box[2]))
+    if k < 1:
+        return box
+    core = ndimage.binary_opening(organism[box[2]:box[3], box[0]:box[1]], iterations=k)
+    if core.sum() < 0.5 * len(xs):
+        return box
+    cy, cx = np.nonzero(core)
+    return box[0] + cx.min(), box[0] + cx.max() + 1, box[2] + cy.min(), box[2] + cy.max() + 1
+
+
+def part_pieces(organism: np.ndarray, part: str, group: str = "butterfly",
+                box: tuple[int, int, int, int] | None = None) -> list[np.ndarray]:
+    """The part's pixels per layout box (e.g. left and right forewing band), each a bool [H, W] mask; empty
+    pieces are left out, and the list is empty when the layout lacks the part or there is no organism.
+
+    Margins ('hindwing margin') are the outline strip inside their wing's boxes, not a fixed box. box: the
+    organism's core_box when the caller already has it (it is the same for every part of one photo)."""
+    layout = PART_LAYOUTS.get(group, {})
+    wing = part[: -len(" margin")] if part.endswith(" margin") else None
+    boxes = layout.get(wing) if wing in layout else layout.get(part)
+    if boxes is None or organism is None or not organism.any():
+        return []
+    ox0, ox1, oy0, oy1 = box or core_box(organism)
+    keep = organism
+    if wing in layout or part.rsplit(" ", 1)[-1] in INTERIOR_PARTS:
+        width = max(1, round(MARGIN_WIDTH * max(ox1 - ox0, oy1 - oy0)))
+        # Outside the image counts as organism: where the photo cuts the organism off, its margin is not in view.
+        strip = organism & ~ndimage.binary_erosion(organism, iterations=width, border_value=1)
+        keep = strip if wing in layout else organism & ~strip
+    pieces = []
     for u0, v0, u1, v1 in boxes:
         x0, x1 = int(ox0 + u0 * (ox1 - ox0)), int(np.ceil(ox0 + u1 * (ox1 - ox0)))
         y0, y1 = int(oy0 + v0 * (oy1 - oy0)), int(np.ceil(oy0 + v1 * (oy1 - oy0)))
-        area[y0:y1, x0:x1] = True
-    out = area & organism
-    return out if out.any() else None
+        x0, y0 = max(x0, 0), max(y0, 0)
+        piece = np.zeros_like(organism, dtype=bool)
+        piece[y0:y1, x0:x1] = keep[y0:y1, x0:x1]
+        if piece.any():
+            pieces.append(piece)
+    return pieces
+
+
+def part_mask(organism: np.ndarray, part: str, group: str = "butterfly",
+              box: tuple[int, int, int, int] | None = None) -> np.ndarray | None:
+    """The organism pixels that lie in the layout boxes of `part` (bool [H, W]); None when the layout lacks it.
+
+    Margins ('hindwing margin') are the outline strip inside their wing's boxes, not a fixed box."""
+    pieces = part_pieces(organism, part, group, box)
+    return np.logical_or.reduce(pieces) if pieces else None
 
 
 def masked_crop(image: Image.Image, mask: np.ndarray | None, box: tuple[int, int, int, int] | None = None) -> Image.Image:

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from pipeline.regions import Region, masked_crop, part_mask
+from pipeline.regions import Region, core_box, masked_crop, part_mask, part_pieces
 from pipeline.scorers.base import Scorer
 from prompts.phrases import Candidate
 
@@ -57,6 +57,73 @@ def context_crop(image: Image.Image, mask: np.ndarray | None, pad: float = 0.15)
     return image.crop((max(0, x0 - px), max(0, y0 - py), min(w, x1 + px), min(h, y1 + py)))
 
 
+# Side crops for embedding models: one square crop per layout piece (left band, right band), grown by this share
+# and at least this share of the photo's short side, so a crop shows one structure with its surroundings, as in
+# the photos such models learned from, rather than two halves of the organism glued into one frame.
+SIDE_CROP_PAD = 0.5
+SIDE_CROP_MIN = 0.18
+
+
+def square_crop(image: Image.Image, mask: np.ndarray, pad: float = SIDE_CROP_PAD,
+                min_share: float = SIDE_CROP_MIN) -> Image.Image:
+    """A square crop centred on the mask's box (side = the box's longer side grown by pad, at least min_share of
+    the photo's short side), shifted to stay inside the photo."""
+    ys, xs = np.nonzero(mask)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    w, h = image.size
+    side = min(max(x1 - x0, y1 - y0, min_share * min(w, h)) * (1 + pad), w, h)
+    left = min(max((x0 + x1 - side) / 2, 0), w - side)
+    top = min(max((y0 + y1 - side) / 2, 0), h - side)
+    return image.crop((round(left), round(top), round(left + side), round(top + side)))
+
+
+def _part_crops(image: Image.Image, organism: np.ndarray | None, parts: Sequence[str | None], scorer: Scorer,
+                group: str) -> list[list[Image.Image]]:
+    """The crops each part is scored on: one per layout piece for side-crop scorers, else one crop (a masked
+    cut-out, or a box with context for context-crop scorers); the whole organism when the part is unknown."""
+    # Embedding models were trained on plain photos: they get the part's box with some context, not a cut-out.
+    cut = context_crop if getattr(scorer, "context_crops", False) else masked_crop
+    whole = cut(image, organism)
+    box = core_box(organism) if organism is not None and organism.any() else None
+    out = []
+    for part in parts:
+        if organism is None or not part:
+            out.append([whole])
+        elif getattr(scorer, "side_crops", False):
+            pieces = part_pieces(organism, part, group, box)
+            out.append([square_crop(image, m) for m in pieces] or [whole])
+        else:
+            mask = part_mask(organism, part, group, box)
+            out.append([cut(image, mask) if mask is not None else whole])
+    return out
+
+
+def _mean_rows(table: torch.Tensor, crops: Sequence[Sequence[Image.Image]]) -> torch.Tensor:
+    """Average the score rows of each part's crops: [n_crops_total, P] -> [n_parts, P]."""
+    rows, start = [], 0
+    for group in crops:
+        rows.append(table[start:start + len(group)].mean(0))
+        start += len(group)
+    return torch.stack(rows)
+
+
+# Judged on the whole host structure, not on the sub-part's own box: whether a hindwing has a tail (and how long
+# it is, how many eyespots it has) can only be seen with the whole hindwing in view; where the tail is missing,
+# its box shows some other piece of wing.
+WHOLE_STRUCTURE_ATTRIBUTES = frozenset({"presence", "count", "shape"})
+
+
+def crop_part(part: str | None, attribute: str, group: str = "butterfly") -> str | None:
+    """The part whose crops a phrase is scored on: its own, or for presence / count / shape of a sub-part
+    ('hindwing tail') its host ('hindwing') when the group's layout knows the host."""
+    from pipeline.regions import PART_LAYOUTS
+
+    if not part or attribute not in WHOLE_STRUCTURE_ATTRIBUTES or " " not in part:
+        return part
+    host = part.split(" ", 1)[0]
+    return host if host in PART_LAYOUTS.get(group, {}) else part
+
+
 def image_profile(image: Image.Image, organism: np.ndarray | None, candidates: Sequence[Candidate], scorer: Scorer,
                   group: str = "butterfly") -> np.ndarray:
     """Per-phrase score [P] on this photo: on the part the phrase names when the group's layout knows it, else on
@@ -64,24 +131,19 @@ def image_profile(image: Image.Image, organism: np.ndarray | None, candidates: S
     out = np.full(len(candidates), np.nan, dtype=np.float64)
     by_part: dict[str | None, list[int]] = {}
     for j, c in enumerate(candidates):
-        by_part.setdefault(c.trait.part, []).append(j)
-    # Embedding models were trained on plain photos: they get the part's box with some context, not a cut-out.
-    cut = context_crop if getattr(scorer, "context_crops", False) else masked_crop
-    whole = cut(image, organism)
-    crops = []
-    for part in by_part:
-        mask = part_mask(organism, part, group) if (organism is not None and part) else None
-        crops.append(cut(image, mask) if mask is not None else whole)
+        by_part.setdefault(crop_part(c.trait.part, c.trait.attribute, group), []).append(j)
+    crops = _part_crops(image, organism, list(by_part), scorer, group)
     if getattr(scorer, "value_scores", None) in ("prob", "logprob"):
         return _value_profile(crops, list(by_part.values()), candidates, scorer)
     if getattr(scorer, "batch_crops", False):
         # Embedding scorers: one batched pass over all part crops, then pick each phrase's own part.
-        table = scorer.score(crops, [c.phrase for c in candidates]).numpy()
+        flat = [c for group_crops in crops for c in group_crops]
+        table = _mean_rows(torch.as_tensor(scorer.score(flat, [c.phrase for c in candidates])), crops).numpy()
         for k, idx in enumerate(by_part.values()):
             out[idx] = table[k, idx]
         return out
-    for crop, idx in zip(crops, by_part.values(), strict=True):
-        out[idx] = scorer.score([crop], [candidates[j].phrase for j in idx])[0].numpy()
+    for part_crops, idx in zip(crops, by_part.values(), strict=True):
+        out[idx] = scorer.score(part_crops, [candidates[j].phrase for j in idx]).mean(0).numpy()
     return out
 
 
@@ -102,9 +164,10 @@ def value_alternatives(candidate: Candidate, controls: Sequence[str] = ()) -> li
     return [candidate.phrase, *(alts or [t.part])]
 
 
-def _value_profile(crops: Sequence[Image.Image], groups: Sequence[list[int]], candidates: Sequence[Candidate],
-                   scorer: Scorer) -> np.ndarray:
-    """Each phrase's softmax probability (or log-probability) among its value alternatives on its own crop.
+def _value_profile(crops: Sequence[Sequence[Image.Image]], groups: Sequence[list[int]],
+                   candidates: Sequence[Candidate], scorer: Scorer) -> np.ndarray:
+    """Each phrase's softmax probability (or log-probability) among its value alternatives on its own part's crops
+    (similarities averaged over the part's crops first).
 
     On a part crop raw similarities of all 'X forewing band' phrases rise and fall together with how much the
     crop looks like a forewing band; the softmax over the values of that part keeps only which value it shows.
@@ -113,7 +176,8 @@ def _value_profile(crops: Sequence[Image.Image], groups: Sequence[list[int]], ca
     alts = [value_alternatives(c, controls) for c in candidates]
     phrases = list(dict.fromkeys(p for a in alts for p in a))
     col = {p: i for i, p in enumerate(phrases)}
-    table = torch.as_tensor(scorer.score(list(crops), phrases)).double()
+    flat = [c for group_crops in crops for c in group_crops]
+    table = _mean_rows(torch.as_tensor(scorer.score(flat, phrases)).double(), crops)
     logits = float(getattr(scorer, "logit_scale", 100.0)) * table
     log = getattr(scorer, "value_scores", "prob") == "logprob"
     out = np.full(len(candidates), np.nan, dtype=np.float64)
@@ -191,7 +255,8 @@ def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np
         support = np.nan_to_num(support, nan=0.0)
         rank_score = np.clip(support, 0.0, None) * np.where(localised, 1.25, 1.0)
         confidence = [("strong" if s >= LLR_STRONG and abs(e) >= MODERATE else
-                       "moderate" if s >= LLR_MODERATE and abs(e) >= WEAK else "weak") for s, e in zip(support, effect, strict=False)]
+                       "moderate" if s >= LLR_MODERATE and abs(e) >= WEAK else "weak")
+                      for s, e in zip(support, effect, strict=False)]
     else:
         support = np.zeros(n)
         rank_score = np.abs(effect) * np.where(localised, 1.25, 1.0)

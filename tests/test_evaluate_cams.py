@@ -54,6 +54,38 @@ def test_summarise_gives_mean_and_t_interval():
     assert "| a | 2.000 ± 2.484 |" in table and "mass_iou ↑" in table
 
 
+def test_paired_comparison_pairs_images_and_gives_a_verdict():
+    images = [f"im{i}.png" for i in range(4)]
+    plain = [0.10, 0.20, 0.30, 0.40]
+    finer = [0.15, 0.26, 0.33, 0.46]  # +0.05, +0.06, +0.03, +0.06: small but on every image
+    per_image = pd.DataFrame({
+        "image": images * 3 + images[::-1],  # the second method lists the images in another order
+        "contrast_species": ["B"] * 16,
+        "method": ["gradcam"] * 4 + ["finer"] * 4 + ["layercam"] * 4 + ["finer-layercam"] * 4,
+        "part_mass_iou": plain + finer + plain + plain[::-1],
+        "deletion": [0.5] * 4 + [0.4, 0.45, 0.35, 0.42] + [0.5] * 4 + [0.6, 0.58, 0.62, 0.61]})
+    p = ev.paired_comparison(per_image, metrics=("part_mass_iou", "deletion")).set_index(["method", "metric"])
+    r = p.loc[("finer", "part_mass_iou")]
+    assert r["base"] == "gradcam" and r["n"] == 4
+    assert r["diff"] == pytest.approx(0.05)
+    half = 3.182446 * pd.Series([0.05, 0.06, 0.03, 0.06]).std() / 2
+    assert r["lo"] == pytest.approx(0.05 - half, rel=1e-4) and r["verdict"] == "finer better"
+    assert r["ratio"] == pytest.approx(0.30 / 0.25) and r["better_share"] == 1.0
+    assert p.loc[("finer", "deletion"), "verdict"] == "finer better"  # lower deletion is better
+    assert p.loc[("finer-layercam", "deletion"), "verdict"] == "finer worse"
+    # matched by image, not by row order: identical values give no difference at all
+    assert p.loc[("finer-layercam", "part_mass_iou"), "diff"] == 0.0
+    assert p.loc[("finer-layercam", "part_mass_iou"), "verdict"] == "no clear difference"
+    assert "| finer | gradcam | part_mass_iou | 4 |" in ev.paired_table(p.reset_index())
+    # significant but only ~2 % of the plain mean: not a clear win
+    tiny = per_image.assign(part_mass_iou=plain + [v + 0.005 + 0.001 * i for i, v in enumerate(plain)]
+                            + plain + plain[::-1])
+    t = ev.paired_comparison(tiny, metrics=("part_mass_iou",)).set_index(["method", "metric"])
+    assert t.loc[("finer", "part_mass_iou"), "verdict"] == "finer slightly better"
+    assert ev.finer_base("finer") == "gradcam" and ev.finer_base("finer-refinecam") == "refinecam"
+    assert ev.finer_base("gradcam") is None
+
+
 def test_metric_correlations_orient_lower_is_better_metrics():
     rows = []
     for i, m in enumerate(["m1", "m2", "m3", "m4"]):

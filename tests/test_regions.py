@@ -101,3 +101,39 @@ def test_location_words_and_part_layout():
     crop = masked_crop(Image.new("RGB", (200, 100), (255, 0, 0)), fore)
     alpha = np.asarray(crop.getchannel("A"))
     assert crop.mode == "RGBA" and alpha.max() == 255 and alpha.min() == 0
+
+
+def test_margins_follow_the_outline_and_interior_marks_leave_it_out():
+    organism = np.zeros((120, 120), bool)
+    organism[10:110, 10:110] = True  # span 100 px: the margin strip is MARGIN_WIDTH * 100 = 5 px wide
+    margin = part_mask(organism, "hindwing margin")
+    hind = part_mask(organism, "hindwing")
+    assert margin is not None and not (margin & ~hind).any()  # inside the hindwing's boxes
+    ys, xs = np.nonzero(margin)
+    # every margin pixel lies within 5 px of the outline, and the strip is really there at the bottom edge
+    edge = np.minimum.reduce([ys - 10, 109 - ys, xs - 10, 109 - xs])
+    assert edge.max() <= 4 and margin[105:110, 30:40].all() and not margin[60:100, 30:40].any()
+    band = part_mask(organism, "hindwing band")
+    assert band is not None and not (band & margin).any()
+    # the image border cuts the organism off: that side is not its margin
+    yy, xx = np.mgrid[0:100, 0:120]
+    cut = (yy - 55) ** 2 + (xx - 60) ** 2 <= 50**2  # a disc whose bottom lies beyond the image
+    cut_margin = part_mask(cut, "hindwing margin")
+    assert cut_margin is not None and cut_margin[70:90].any() and not cut_margin[95:, 45:75].any()
+
+
+def test_thin_tails_do_not_move_the_part_layout():
+    from pipeline.regions import core_box
+
+    body = np.zeros((160, 120), bool)
+    body[10:110, 10:110] = True
+    tailed = body.copy()
+    tailed[110:150, 40:43] = True  # a 3 px wide, 40 px long tail
+    assert core_box(body) == (10, 110, 10, 110)
+    x0, x1, y0, y1 = core_box(tailed)
+    assert (x0, x1, y0) == (10, 110, 10) and y1 <= 113  # the whole box would end at 150
+    for part in ("forewing", "hindwing band"):
+        a, b = part_mask(tailed, part) & body, part_mask(body, part)
+        assert (a & b).sum() / (a | b).sum() > 0.85  # laid on the whole box it would be about 0.7
+    tail = part_mask(tailed, "hindwing tail")  # the tail's box reaches below the core box
+    assert tail is not None and tail[120:150].any()

@@ -33,7 +33,9 @@ def test_named_colours(rgb, name):
 
 
 def test_phrase_parsing_uses_the_traits_vocabulary():
-    assert parse_phrase("orange-red forewing band") == ({"orange", "red"}, "bands")
+    assert parse_phrase("orange-red forewing band") == ({"orange", "red"}, None)  # the colour of the band part
+    assert parse_phrase("banded hindwing") == (set(), "bands")
+    assert parse_phrase("hindwing eyespot") == (set(), "spots")
     assert parse_phrase("vermilion bars") == ({"red"}, "bands")
     assert parse_phrase("white spots at the tip") == ({"white"}, "spots")
     assert parse_phrase("long hindwing tail") == (set(), None)

@@ -234,3 +234,17 @@ def test_training_reader_accepts_the_dataset(synthetic_species_dir):
     manifest = _rows(synthetic_species_dir / "manifest.csv")
     assert len(frame) == len(manifest) and frame["species"].nunique() == 6
     assert (frame["split"] == "test").sum() == sum(r["split"] == "test" for r in manifest)
+
+
+def test_hindwing_margin_is_the_outer_border_only():
+    from scipy import ndimage
+
+    labels = species_mod.species_template(DESIGNS[2])
+    margin = labels == species_mod.PART_IDS["hindwing margin"]
+    body = labels == species_mod.PART_IDS["body"]
+    assert margin.sum() > 500
+    # no margin pixel within 3 px of the body: the ring's inner strip along the body is ground colour
+    assert not (ndimage.binary_dilation(body, iterations=3) & margin).any()
+    # ...and every margin pixel is near the background (the outline)
+    near_outline = ndimage.binary_dilation(labels == 0, iterations=int(0.09 * species_mod.TEMPLATE_SIZE / 2) + 6)
+    assert not (margin & ~near_outline).any()

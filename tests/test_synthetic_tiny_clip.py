@@ -111,6 +111,25 @@ def test_local_folder_round_trip_gives_identical_embeddings(tiny_clip_dir, synth
     assert ev["top1"] == pytest.approx(recorded["top1"]) and ev["top3"] == pytest.approx(recorded["top3"])
 
 
+def test_folder_declares_its_parts_and_the_scorer_judges_only_those(tiny_clip_dir, tmp_path):
+    from pipeline.errors import ConfigError
+    from pipeline.scorers.openclip import TRAINED_VOCABULARY, OpenClipScorer, trained_parts
+
+    parts = json.loads((tiny_clip_dir / TRAINED_VOCABULARY).read_text())["parts"]
+    assert "forewing band" in parts and "hindwing margin" in parts and "hindwing band" not in parts
+    scorer = OpenClipScorer(str(tiny_clip_dir), device="cpu")
+    assert scorer.supports_part("forewing band") and not scorer.supports_part("hindwing band")
+    assert not scorer.supports_part("wing")  # never captioned on its own
+    assert trained_parts("random:ViT-B-16") is None and trained_parts(str(tmp_path)) is None  # no declaration
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in tiny_clip_dir.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    (bad / TRAINED_VOCABULARY).write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="trained-vocabulary"):
+        OpenClipScorer(str(bad), device="cpu")
+
+
 def test_reuse_and_bad_dataset(tiny_clip_dir, synthetic_species_dir, synthetic_shapes_dir, tmp_path):
     from pipeline.errors import DatasetError
 

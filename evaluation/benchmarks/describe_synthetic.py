@@ -3,7 +3,8 @@
 For every sibling pair, both directions, every test photo: describe(photo, sibling, target_species=true species).
 A hit: a top-3 trait names the designed difference (same attribute; the designed part or a coarser part that
 contains it, reported separately) with the right direction ('+' with the target's value, or '-' with the
-sibling's). The random-phrase controls' largest |effect| is reported next to the top real trait's.
+sibling's). The random-phrase controls' per-photo largest |effect| is reported next to the top real trait's
+(median and maximum over photos, and the share of photos whose top trait beats every control).
 
     python -m evaluation.benchmarks.describe_synthetic --data runs/synth --model runs/synth-model [--scorer color]
 """
@@ -67,14 +68,19 @@ def run(data: Path, model: Path, scorer: str = "color", top_k: int = 5, attribut
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
-    """Per pair direction: n, top-3 hit rates, direction accuracy, control vs real effect."""
+    """Per pair direction: n, top-3 hit rates, direction accuracy, and real vs control effects: the median
+    |effect| of the top trait, the median and largest per-photo max |effect| of the random-phrase controls, and
+    the share of photos whose top trait is stronger than every control."""
+    df = df.assign(top_beats_controls=df["top_effect"] > df["control_effect"])
     g = df.groupby(["target", "contrast", "part"], sort=False)
     out = g.agg(n=("hit", "size"), top3_exact=("hit", "mean"), top3_part_or_coarser=("hit_coarse", "mean"),
                 direction_ok=("direction_ok", "mean"), top_effect=("top_effect", "median"),
-                control_effect=("control_effect", "max")).reset_index()
+                control_median=("control_effect", "median"), control_max=("control_effect", "max"),
+                top_beats_controls=("top_beats_controls", "mean")).reset_index()
     total = {"target": "ALL", "contrast": "", "part": "", "n": len(df), "top3_exact": df["hit"].mean(),
              "top3_part_or_coarser": df["hit_coarse"].mean(), "direction_ok": df["direction_ok"].mean(),
-             "top_effect": df["top_effect"].median(), "control_effect": df["control_effect"].max()}
+             "top_effect": df["top_effect"].median(), "control_median": df["control_effect"].median(),
+             "control_max": df["control_effect"].max(), "top_beats_controls": df["top_beats_controls"].mean()}
     return pd.concat([out, pd.DataFrame([total])], ignore_index=True)
 
 

@@ -28,7 +28,7 @@ from evaluation.synthetic.io import (
 )
 from pipeline.errors import ConfigError
 
-DATASET_VERSION = 1
+DATASET_VERSION = 2  # 2: the hindwing margin is the outer border only (not the edge along body and forewing)
 TEMPLATE_SIZE = 256
 
 # Part ids in the label maps (0 is background). Names follow the traits/ butterfly vocabulary.
@@ -199,6 +199,13 @@ def species_template(sp: SpeciesDesign) -> np.ndarray:
     for side in (1, -1):
         d.line([_px(0.0, -0.58), _px(side * 0.12, -0.8), _px(side * 0.22, -0.92)], fill=1, width=max(1, s // 128))
     labels[np.asarray(img, dtype=bool)] = PART_IDS["body"]
+    # A wing margin is the outer border (termen), as in field guides: the strip of the hindwing ring that runs along
+    # the body or under the forewing is ground colour, so 'margin' never touches the body.
+    from scipy import ndimage
+
+    solid = ndimage.binary_fill_holes(ndimage.binary_closing(labels > 0, iterations=4))  # no slivers by the body
+    outer = draw.erode(solid, int(0.09 * scale))
+    labels[(labels == PART_IDS["hindwing margin"]) & outer] = PART_IDS["hindwing"]
     return labels
 
 

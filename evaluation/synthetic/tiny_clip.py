@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from evaluation.synthetic.io import atomic_dataset_dir
 from pipeline.errors import ConfigError, DatasetError
+from pipeline.scorers.openclip import TRAINED_VOCABULARY
 
 CROP_SIZE = 64
 MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -374,6 +375,11 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "open_clip_model.safetensors"))
         (tmp / "open_clip_config.json").write_text(json.dumps(
             {"model_cfg": TINY_CLIP_CONFIG, "preprocess_cfg": PREPROCESS_CFG}, indent=2) + "\n")
+        # The parts its captions named (OpenClipScorer leaves phrases about other parts unscored) and how it was
+        # asked: bare captions, no "a photo of ..." template.
+        (tmp / TRAINED_VOCABULARY).write_text(json.dumps(
+            {"parts": sorted({r["part"] for r in traits}), "templates": ["{phrase}"],
+             "source": str(dataset_dir.resolve())}, indent=2) + "\n")
         k = max(1, min(20, len(losses) // 10))
         (tmp / "training.json").write_text(json.dumps(dict(
             config=config, steps=step, seconds=round(seconds, 2), device=str(dev),

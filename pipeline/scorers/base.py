@@ -38,6 +38,11 @@ class Scorer(ABC):
         """True when this scorer can judge the phrase at all (ColorScorer only judges colours and patterns)."""
         return True
 
+    def supports_part(self, part: str) -> bool:
+        """True when this scorer can judge phrases about this part (a model trained on a closed trait vocabulary
+        declares its parts; every other scorer judges every part)."""
+        return True
+
     @abstractmethod
     def score(self, crops: Sequence[Image.Image], phrases: Sequence[str]) -> torch.Tensor:
         """Float tensor [n_crops, n_phrases]; unsupported phrases score NaN."""

@@ -70,11 +70,20 @@ def colour_vocabulary() -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return lab, synonyms
 
 
+# Wing words that turn a following 'band' / 'spot' into a part name: 'orange forewing band' is the colour of the
+# band part (a colour share on that part's crop), not a band-shaped blob that the part's crop may cut in two.
+PART_HEADS = {"wing", "wings", "forewing", "forewings", "hindwing", "hindwings", "fw", "hw"}
+
+
 def parse_phrase(phrase: str) -> tuple[set[str], str | None]:
-    """(base colours named in the phrase, pattern 'spots'/'bands' or None)."""
+    """(base colours named in the phrase, pattern 'spots'/'bands' or None).
+
+    'white spots', 'banded hindwing' name patterns; in 'red forewing band' the band is the part whose colour is
+    named; a bare 'hindwing eyespot' is looked for as spots."""
     _, synonyms = colour_vocabulary()
     colours: set[str] = set()
-    pattern = None
+    pattern = part_pattern = None
+    previous = ""
     for tok in re.split(r"[\s\-/,]+", phrase.lower()):
         tok = tok.strip(".;:()'\"")
         if tok in BASE_COLOURS:
@@ -84,8 +93,13 @@ def parse_phrase(phrase: str) -> tuple[set[str], str | None]:
         elif tok in synonyms:
             colours.add(synonyms[tok])
         if tok in PATTERN_WORDS:
-            pattern = PATTERN_WORDS[tok]
-    return colours, pattern
+            if previous in PART_HEADS:
+                part_pattern = PATTERN_WORDS[tok]
+            else:
+                pattern = PATTERN_WORDS[tok]
+        previous = tok
+    # A bare part ('hindwing eyespot') is still looked for as its pattern: spots that stand out from the wing.
+    return colours, pattern or (None if colours else part_pattern)
 
 
 LUT_BITS = 5  # 32 levels per channel: finer than any colour name needs
@@ -158,8 +172,16 @@ class ColorScorer(Scorer):
 
     name = "color"
 
+    # Bumped whenever the same phrase would get another score (2: a band or spot after a wing word is a part).
+    version = 2
+
     def __init__(self, max_side: int = 96) -> None:
         self.max_side = max_side
+
+    @property
+    def cache_id(self) -> str:
+        """spec, version and crop size: the key of cached reference scores."""
+        return f"{self.spec}|v={self.version}|max_side={self.max_side}"
 
     def supports(self, phrase: str) -> bool:
         """Phrases that name a colour or a spot/band pattern."""

@@ -31,6 +31,8 @@ class TransformersClipScorer(Scorer):
     name = "hf"
     batch_crops = True
     context_crops = False  # True: part boxes with context instead of alpha-masked cut-outs
+    # describe() profiles: one square crop with context per layout piece (left / right wing), scores averaged
+    side_crops = True
 
     def __init__(self, model: str, device: str | torch.device = "auto", templates: Sequence[str] | None = None,
                  batch_size: int = 32) -> None:
@@ -67,7 +69,7 @@ class TransformersClipScorer(Scorer):
     def cache_id(self) -> str:
         import hashlib
 
-        return f"{self.spec}|context={self.context_crops}|templates={hashlib.sha1('|'.join(self.templates).encode()).hexdigest()[:10]}"
+        return f"{self.spec}|context={self.context_crops}|sides={self.side_crops}|templates={hashlib.sha1('|'.join(self.templates).encode()).hexdigest()[:10]}"
 
     @torch.no_grad()
     def text_embeddings(self, phrases: Sequence[str]) -> torch.Tensor:
