@@ -41,11 +41,12 @@ def judge(traits, part: str, attribute: str, value_a: str, value_b: str, k: int 
 
 
 def run(data: Path, model: Path, scorer: str = "color", top_k: int = 5, attributes: tuple[str, ...] = ("colour",),
-        limit: int | None = None) -> pd.DataFrame:
-    """One row per described test photo."""
+        limit: int | None = None, references: int = 16) -> pd.DataFrame:
+    """One row per described test photo (references: reference photos per species, Pipeline.max_references)."""
     from pipeline.describe import Pipeline
 
-    pipe = Pipeline.load(model, scorer=scorer, expert=data / "traits.csv", device="cpu", progress=True)
+    pipe = Pipeline.load(model, scorer=scorer, expert=data / "traits.csv", device="cpu", progress=True,
+                         max_references=references)
     pairs = pd.read_csv(data / "pairs.csv")
     manifest = pd.read_csv(data / "manifest.csv")
     rows = []
@@ -103,6 +104,7 @@ def main() -> None:
     ap.add_argument("--attributes", default="colour", help="comma-separated designed attributes to test")
     ap.add_argument("--limit", type=int, default=None, help="at most this many test photos per species")
     ap.add_argument("--out", type=Path, default=None, help="CSV of per-photo rows")
+    ap.add_argument("--references", type=int, default=16, help="reference photos per species (training split)")
     args = ap.parse_args()
     from evaluation.synthetic import make_species
 
@@ -112,7 +114,8 @@ def main() -> None:
 
         rep = train_classifier(data, args.model, device="cpu", image_size=128)
         print(f"trained classifier: test accuracy {rep.accuracy:.3f}")
-    df = run(data, args.model, args.scorer, attributes=tuple(args.attributes.split(",")), limit=args.limit)
+    df = run(data, args.model, args.scorer, attributes=tuple(args.attributes.split(",")), limit=args.limit,
+             references=args.references)
     if args.out:
         df.to_csv(args.out, index=False)
     print(markdown(summarise(df)))
