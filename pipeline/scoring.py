@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from pipeline.regions import Region, core_box, masked_crop, part_mask, part_pieces
+from pipeline.regions import PART_LAYOUTS, Region, core_box, masked_crop, part_mask, part_pieces
 from pipeline.scorers.base import Scorer
 from prompts.phrases import Candidate
 
@@ -116,8 +116,6 @@ WHOLE_STRUCTURE_ATTRIBUTES = frozenset({"presence", "count", "shape"})
 def crop_part(part: str | None, attribute: str, group: str = "butterfly") -> str | None:
     """The part whose crops a phrase is scored on: its own, or for presence / count / shape of a sub-part
     ('hindwing tail') its host ('hindwing') when the group's layout knows the host."""
-    from pipeline.regions import PART_LAYOUTS
-
     if not part or attribute not in WHOLE_STRUCTURE_ATTRIBUTES or " " not in part:
         return part
     host = part.split(" ", 1)[0]

@@ -113,14 +113,15 @@ def test_local_folder_round_trip_gives_identical_embeddings(tiny_clip_dir, synth
 
 def test_folder_declares_its_parts_and_the_scorer_judges_only_those(tiny_clip_dir, tmp_path):
     from pipeline.errors import ConfigError
-    from pipeline.scorers.openclip import TRAINED_VOCABULARY, OpenClipScorer, trained_parts
+    from pipeline.scorers.openclip import TRAINED_VOCABULARY, OpenClipScorer, trained_vocabulary
 
     parts = json.loads((tiny_clip_dir / TRAINED_VOCABULARY).read_text())["parts"]
     assert "forewing band" in parts and "hindwing margin" in parts and "hindwing band" not in parts
     scorer = OpenClipScorer(str(tiny_clip_dir), device="cpu")
     assert scorer.supports_part("forewing band") and not scorer.supports_part("hindwing band")
     assert not scorer.supports_part("wing")  # never captioned on its own
-    assert trained_parts("random:ViT-B-16") is None and trained_parts(str(tmp_path)) is None  # no declaration
+    assert trained_vocabulary("random:ViT-B-16") is None and trained_vocabulary(str(tmp_path)) is None  # none
+    assert scorer.templates == ["{phrase}"]  # asked in its own words, not "a photo of ..."
     bad = tmp_path / "bad"
     bad.mkdir()
     for f in tiny_clip_dir.iterdir():

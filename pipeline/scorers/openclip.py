@@ -12,8 +12,9 @@ from pipeline.device import resolve_device
 from pipeline.models.openclip import BIOCLIP, load_open_clip
 from pipeline.scorers.base import Scorer, flatten_rgba
 
-# A model trained on a closed trait vocabulary (e.g. evaluation.synthetic.train_tiny_clip) lists the parts its
-# captions named in this file of its folder: {"parts": [...]}; hub models such as BioCLIP have none.
+# A model trained on a closed trait vocabulary (e.g. evaluation.synthetic.train_tiny_clip) lists in this file of
+# its folder the parts its captions named and the prompt templates it was trained with:
+# {"parts": [...], "templates": ["{phrase}"]}; hub models such as BioCLIP have none.
 TRAINED_VOCABULARY = "trained_vocabulary.json"
 
 
@@ -39,12 +40,6 @@ def trained_vocabulary(model_id: str) -> dict | None:
                           'It must be JSON like {"parts": ["forewing band", ...], "templates": ["{phrase}"]}; '
                           "fix or delete it.") from exc
     return {"parts": frozenset(parts), "templates": templates}
-
-
-def trained_parts(model_id: str) -> frozenset[str] | None:
-    """The parts a local open_clip folder declares in TRAINED_VOCABULARY, or None (no declaration: every part)."""
-    vocab = trained_vocabulary(model_id)
-    return None if vocab is None else vocab["parts"]
 
 
 class OpenClipScorer(Scorer):
