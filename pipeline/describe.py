@@ -60,15 +60,19 @@ class TraitEvidence:
     confidence: str
     expert_status: str | None
     rank: int
-    effect: float = 0.0  # standardised target-vs-contrast gap used for ranking
+    effect: float = 0.0  # standardised target-vs-contrast gap (photo score minus contrast mean, in reference sds)
     control: bool = False  # True for random-phrase controls
+    # What the traits were ranked by: with reference photos the log-likelihood ratio of the photo's score under the
+    # target vs the contrast references (0 when the photo does not differ the way the species do, or when neither
+    # side shows the value); describe_pair: the AUROC distance from 0.5.
+    rank_score: float = 0.0
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
         return {"trait": trait_to_dict(self.trait), "phrase": self.phrase, "region": self.region,
                 "score": _r(self.score), "contrast_score": _r(self.contrast_score), "direction": self.direction,
                 "confidence": self.confidence, "expert_status": self.expert_status, "rank": self.rank,
-                "effect": _r(self.effect), "control": self.control}
+                "effect": _r(self.effect), "rank_score": _r(self.rank_score), "control": self.control}
 
 
 def _r(v: float | None) -> float | None:
@@ -306,7 +310,7 @@ class Pipeline:
         from pipeline.cam import CamRequest, explain_many
         from pipeline.images import load_image
         from pipeline.regions import extract_regions, organism_mask
-        from pipeline.scoring import image_profile, rank_phrases, region_scores, select_diverse
+        from pipeline.scoring import image_profile, rank_phrases, region_scores, select_diverse, shown_floor
         from prompts.compose import Clause, compose_paragraph
 
         t0 = time.perf_counter()
@@ -356,7 +360,8 @@ class Pipeline:
         if contrast_ref is None:
             warnings_.append(f"No reference photos of {contrast} were found (references.csv in the model folder): "
                              "traits are ranked by region-vs-organism contrast only and have no direction.")
-        table = rank_phrases(cands, profile, whole, per_region, contrast_ref, target_ref)
+        table = rank_phrases(cands, profile, whole, per_region, contrast_ref, target_ref,
+                             floor_shown=shown_floor(self.scorer))
         chosen = select_diverse(table, top_k, related=_related_parts(self.group), finer=_finer_part(self.group))
 
         # 5. Words: traits with evidence and expert status, then the paragraph.
@@ -386,7 +391,8 @@ class Pipeline:
         return TraitEvidence(trait=c.trait, phrase=c.phrase, region=region, score=float(row["score"]),
                              contrast_score=None if not np.isfinite(contrast) else float(contrast),
                              direction=row["direction"], confidence=row["confidence"], expert_status=status,
-                             rank=rank, effect=float(row["effect"]), control=bool(row["control"]))
+                             rank=rank, effect=float(row["effect"]), control=bool(row["control"]),
+                             rank_score=float(row["rank_score"]))
 
     def _provenance(self, finer: Any, seconds: float, contrast_ref: Any, target_ref: Any, table: Any) -> dict:
         import pipeline

@@ -205,12 +205,28 @@ def confidence_of(effect: float) -> str:
     return "strong" if a >= STRONG else ("moderate" if a >= MODERATE else "weak")
 
 
+# With value-softmax scores (each phrase's probability among the values of its part), a value counts as shown
+# from this probability on: about chance among the ~10 palette colours.
+MIN_SHOWN = 0.1
+
+
+def shown_floor(scorer: Scorer) -> float | None:
+    """The score from which a phrase's value counts as shown, for scorers whose scores are value probabilities
+    (log MIN_SHOWN for log-probabilities, MIN_SHOWN for probabilities); None for other scorers."""
+    mode = getattr(scorer, "value_scores", None)
+    return float(np.log(MIN_SHOWN)) if mode == "logprob" else (MIN_SHOWN if mode == "prob" else None)
+
+
 def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np.ndarray, regions: np.ndarray,
-                 contrast_ref: np.ndarray | None, target_ref: np.ndarray | None = None) -> pd.DataFrame:
+                 contrast_ref: np.ndarray | None, target_ref: np.ndarray | None = None,
+                 floor_shown: float | None = None) -> pd.DataFrame:
     """One row per candidate with its relative scores, direction, confidence and ranking score (best first).
 
     profile: this photo's scores [P]; whole / regions: whole-organism [P] and region scores [R, P];
     contrast_ref / target_ref: scores of reference photos [n, P] (None: no references, region-vs-organism only).
+    floor_shown (see shown_floor): a '+' trait must be shown by this photo and a '-' trait by the contrast
+    species (mean over its references) to be ranked; moves among values neither side shows (a colour's
+    probability rising from 1e-6 to 1e-4) are not differences.
     """
     n = len(candidates)
     with np.errstate(invalid="ignore"):
@@ -249,15 +265,18 @@ def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np
     # Evidence that also sits in a Finer-CAM region (for '+': the phrase is stronger there than on the whole
     # organism) counts a little more: the classifier itself used that place to separate the species.
     localised = (direction == "+") & (localisation > 0)
+    shown = np.ones(n, dtype=bool)
+    if floor_shown is not None and method.startswith("target_vs_contrast"):
+        shown = np.where(effect >= 0, profile >= floor_shown, contrast_score >= floor_shown)
     if support is not None:
         support = np.nan_to_num(support, nan=0.0)
-        rank_score = np.clip(support, 0.0, None) * np.where(localised, 1.25, 1.0)
+        rank_score = np.clip(support, 0.0, None) * np.where(localised, 1.25, 1.0) * shown
         confidence = [("strong" if s >= LLR_STRONG and abs(e) >= MODERATE else
                        "moderate" if s >= LLR_MODERATE and abs(e) >= WEAK else "weak")
                       for s, e in zip(support, effect, strict=False)]
     else:
         support = np.zeros(n)
-        rank_score = np.abs(effect) * np.where(localised, 1.25, 1.0)
+        rank_score = np.abs(effect) * np.where(localised, 1.25, 1.0) * shown
         confidence = [confidence_of(float(e)) for e in effect]
     rows = []
     for j, c in enumerate(candidates):

@@ -60,9 +60,11 @@ def run(data: Path, model: Path, scorer: str = "color", top_k: int = 5, attribut
         res = pipe.describe(data / photo, b, target_species=a, top_k=top_k)
         j = judge(res.traits, part, attr, va, vb)
         ctrl = max((abs(c.effect) for c in res.controls), default=0.0)
+        ctrl_rank = max((c.rank_score for c in res.controls), default=0.0)
         ctrl_score = max((abs(c.score) for c in res.controls if np.isfinite(c.score)), default=np.nan)
         rows.append({"target": a, "contrast": b, "part": part, "attribute": attr, "photo": photo, **j,
                      "top_effect": abs(res.traits[0].effect) if res.traits else 0.0, "control_effect": ctrl,
+                     "top_rank_score": res.traits[0].rank_score if res.traits else 0.0, "control_rank_score": ctrl_rank,
                      "control_score": ctrl_score, "seconds": time.perf_counter() - t0,
                      "top3": "; ".join(f"{t.phrase} {t.direction}" for t in res.traits[:3])})
     return pd.DataFrame(rows)
@@ -71,17 +73,21 @@ def run(data: Path, model: Path, scorer: str = "color", top_k: int = 5, attribut
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """Per pair direction: n, top-3 hit rates, direction accuracy, and real vs control effects: the median
     |effect| of the top trait, the median and largest per-photo max |effect| of the random-phrase controls, and
-    the share of photos whose top trait is stronger than every control."""
-    df = df.assign(top_beats_controls=df["top_effect"] > df["control_effect"])
+    the share of photos whose top trait is stronger than every control; and the share of photos whose top trait
+    has a higher ranking score (what selects traits) than every control. A photo with no trait counts as a miss."""
+    df = df.assign(top_beats_controls=df["top_effect"] > df["control_effect"],
+                   top_outranks_controls=df["top_rank_score"] > df["control_rank_score"])
     g = df.groupby(["target", "contrast", "part"], sort=False)
     out = g.agg(n=("hit", "size"), top3_exact=("hit", "mean"), top3_part_or_coarser=("hit_coarse", "mean"),
                 direction_ok=("direction_ok", "mean"), top_effect=("top_effect", "median"),
                 control_median=("control_effect", "median"), control_max=("control_effect", "max"),
-                top_beats_controls=("top_beats_controls", "mean")).reset_index()
+                top_beats_controls=("top_beats_controls", "mean"),
+                top_outranks_controls=("top_outranks_controls", "mean")).reset_index()
     total = {"target": "ALL", "contrast": "", "part": "", "n": len(df), "top3_exact": df["hit"].mean(),
              "top3_part_or_coarser": df["hit_coarse"].mean(), "direction_ok": df["direction_ok"].mean(),
              "top_effect": df["top_effect"].median(), "control_median": df["control_effect"].median(),
-             "control_max": df["control_effect"].max(), "top_beats_controls": df["top_beats_controls"].mean()}
+             "control_max": df["control_effect"].max(), "top_beats_controls": df["top_beats_controls"].mean(),
+             "top_outranks_controls": df["top_outranks_controls"].mean()}
     return pd.concat([out, pd.DataFrame([total])], ignore_index=True)
 
 
