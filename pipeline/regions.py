@@ -261,12 +261,13 @@ def core_box(organism: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def part_pieces(organism: np.ndarray, part: str, group: str = "butterfly",
-                box: tuple[int, int, int, int] | None = None) -> list[np.ndarray]:
+                box: tuple[int, int, int, int] | None = None, keep_empty: bool = False) -> list[np.ndarray]:
     """The part's pixels per layout box (e.g. left and right forewing band), each a bool [H, W] mask; empty
     pieces are left out, and the list is empty when the layout lacks the part or there is no organism.
 
     Margins ('hindwing margin') are the outline strip inside their wing's boxes, not a fixed box. box: the
-    organism's core_box when the caller already has it (it is the same for every part of one photo)."""
+    organism's core_box when the caller already has it (it is the same for every part of one photo).
+    keep_empty: one piece per layout box, empty ones included (pieces of two parts then pair up by side)."""
     layout = PART_LAYOUTS.get(group, {})
     wing = part[: -len(" margin")] if part.endswith(" margin") else None
     boxes = layout.get(wing) if wing in layout else layout.get(part)
@@ -286,7 +287,7 @@ def part_pieces(organism: np.ndarray, part: str, group: str = "butterfly",
         x0, y0 = max(x0, 0), max(y0, 0)
         piece = np.zeros_like(organism, dtype=bool)
         piece[y0:y1, x0:x1] = keep[y0:y1, x0:x1]
-        if piece.any():
+        if keep_empty or piece.any():
             pieces.append(piece)
     return pieces
 

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from pipeline.regions import PART_LAYOUTS, Region, core_box, masked_crop, part_mask, part_pieces
+from pipeline.regions import PART_LAYOUTS, Region, core_box, masked_crop, part_pieces
 from pipeline.scorers.base import Scorer
 from prompts.phrases import Candidate
 
@@ -77,24 +77,35 @@ def square_crop(image: Image.Image, mask: np.ndarray, pad: float = SIDE_CROP_PAD
     return image.crop((round(left), round(top), round(left + side), round(top + side)))
 
 
-def _part_crops(image: Image.Image, organism: np.ndarray | None, parts: Sequence[str | None], scorer: Scorer,
-                group: str) -> list[list[Image.Image]]:
-    """The crops each part is scored on: one per layout piece for side-crop scorers, else one crop (a masked
-    cut-out, or a box with context for context-crop scorers); the whole organism when the part is unknown."""
+def _side_pieces(organism: np.ndarray, parts: tuple[str, ...], group: str, box: tuple[int, int, int, int]) -> list:
+    """Layout pieces of one part, or of several parts united side by side (a hindwing with its tail's box)."""
+    if len(parts) == 1:
+        return part_pieces(organism, parts[0], group, box)
+    per_part = [part_pieces(organism, p, group, box, keep_empty=True) for p in parts]
+    if len({len(p) for p in per_part}) != 1:  # layouts with different numbers of sides: the first part alone
+        return part_pieces(organism, parts[0], group, box)
+    return [m for m in (np.logical_or.reduce(side) for side in zip(*per_part, strict=True)) if m.any()]
+
+
+def _part_crops(image: Image.Image, organism: np.ndarray | None, keys: Sequence[tuple[str, ...] | None],
+                scorer: Scorer, group: str) -> list[list[Image.Image]]:
+    """The crops each crop key (see crop_part) is scored on: one per layout piece for side-crop scorers, else one
+    crop (a masked cut-out, or a box with context for context-crop scorers); the whole organism when the layout
+    does not know the part."""
     # Embedding models were trained on plain photos: they get the part's box with some context, not a cut-out.
     cut = context_crop if getattr(scorer, "context_crops", False) else masked_crop
     whole = cut(image, organism)
     box = core_box(organism) if organism is not None and organism.any() else None
     out = []
-    for part in parts:
-        if organism is None or not part:
+    for key in keys:
+        if organism is None or not key:
             out.append([whole])
-        elif getattr(scorer, "side_crops", False):
-            pieces = part_pieces(organism, part, group, box)
+            continue
+        pieces = _side_pieces(organism, key, group, box)
+        if getattr(scorer, "side_crops", False):
             out.append([square_crop(image, m) for m in pieces] or [whole])
         else:
-            mask = part_mask(organism, part, group, box)
-            out.append([cut(image, mask) if mask is not None else whole])
+            out.append([cut(image, np.logical_or.reduce(pieces))] if pieces else [whole])
     return out
 
 
@@ -107,19 +118,22 @@ def _mean_rows(table: torch.Tensor, crops: Sequence[Sequence[Image.Image]]) -> t
     return torch.stack(rows)
 
 
-# Judged on the whole host structure, not on the sub-part's own box: whether a hindwing has a tail (and how long
-# it is, how many eyespots it has) can only be seen with the whole hindwing in view; where the tail is missing,
-# its box shows some other piece of wing.
+# Judged on the whole host structure together with the sub-part's own box: whether a hindwing has a tail (and
+# how long it is, how many eyespots it has) can only be seen with the whole hindwing and the place of the tail in
+# view; the tail's box alone shows some other piece of wing where the tail is missing.
 WHOLE_STRUCTURE_ATTRIBUTES = frozenset({"presence", "count", "shape"})
 
 
-def crop_part(part: str | None, attribute: str, group: str = "butterfly") -> str | None:
-    """The part whose crops a phrase is scored on: its own, or for presence / count / shape of a sub-part
-    ('hindwing tail') its host ('hindwing') when the group's layout knows the host."""
-    if not part or attribute not in WHOLE_STRUCTURE_ATTRIBUTES or " " not in part:
-        return part
+def crop_part(part: str | None, attribute: str, group: str = "butterfly") -> tuple[str, ...] | None:
+    """The parts whose layout pieces a phrase's crops cover: its own part, or for presence / count / shape of a
+    sub-part ('hindwing tail') its host and itself, ('hindwing', 'hindwing tail'), when the layout knows both."""
+    if not part:
+        return None
+    layout = PART_LAYOUTS.get(group, {})
     host = part.split(" ", 1)[0]
-    return host if host in PART_LAYOUTS.get(group, {}) else part
+    if attribute not in WHOLE_STRUCTURE_ATTRIBUTES or " " not in part or host not in layout:
+        return (part,)
+    return (host, part) if part in layout else (host,)
 
 
 def image_profile(image: Image.Image, organism: np.ndarray | None, candidates: Sequence[Candidate], scorer: Scorer,
@@ -127,7 +141,7 @@ def image_profile(image: Image.Image, organism: np.ndarray | None, candidates: S
     """Per-phrase score [P] on this photo: on the part the phrase names when the group's layout knows it, else on
     the whole organism. The same function scores reference photos, so the comparison is like with like."""
     out = np.full(len(candidates), np.nan, dtype=np.float64)
-    by_part: dict[str | None, list[int]] = {}
+    by_part: dict[tuple[str, ...] | None, list[int]] = {}
     for j, c in enumerate(candidates):
         by_part.setdefault(crop_part(c.trait.part, c.trait.attribute, group), []).append(j)
     crops = _part_crops(image, organism, list(by_part), scorer, group)

@@ -24,12 +24,29 @@ def test_square_crop_stays_inside_the_photo_and_keeps_context():
 
 
 def test_presence_count_and_shape_are_judged_on_the_whole_host_wing():
-    assert crop_part("hindwing tail", "presence") == "hindwing"
-    assert crop_part("hindwing eyespot", "count") == "hindwing"
-    assert crop_part("hindwing tail", "shape") == "hindwing"
-    assert crop_part("forewing band", "colour") == "forewing band"
-    assert crop_part("body", "presence") == "body"
-    assert crop_part("antenna club", "presence", group="no such group") == "antenna club"
+    assert crop_part("hindwing tail", "presence") == ("hindwing", "hindwing tail")
+    assert crop_part("hindwing eyespot", "count") == ("hindwing", "hindwing eyespot")
+    assert crop_part("hindwing tail", "shape") == ("hindwing", "hindwing tail")
+    assert crop_part("forewing band", "colour") == ("forewing band",)
+    assert crop_part("body", "presence") == ("body",)
+    assert crop_part("antenna club", "presence", group="no such group") == ("antenna club",)
+    assert crop_part(None, "colour") is None
+
+
+def test_a_presence_crop_covers_the_host_wing_and_where_its_tail_would_be():
+    from pipeline.regions import core_box
+    from pipeline.scoring import _side_pieces
+
+    organism = np.zeros((160, 120), bool)
+    organism[10:110, 10:110] = True
+    organism[110:135, 30:33] = True  # a tail on the left hindwing, below the core box
+    box = core_box(organism)
+    pieces = _side_pieces(organism, ("hindwing", "hindwing tail"), "butterfly", box)
+    assert len(pieces) == 2  # left and right side
+    left = pieces[0] if pieces[0][:, :60].any() else pieces[1]
+    assert left[110:135, 30:33].all()  # the tail is in the left side's crop
+    (hind_left, _) = sorted(_side_pieces(organism, ("hindwing",), "butterfly", box), key=lambda m: np.nonzero(m)[1].mean())
+    assert not hind_left[115:135].any()  # the hindwing's own box ends at the core box
 
 
 def test_moves_among_values_neither_side_shows_are_not_ranked():
