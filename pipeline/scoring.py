@@ -77,7 +77,7 @@ def square_crop(image: Image.Image, mask: np.ndarray, pad: float = SIDE_CROP_PAD
     return image.crop((round(left), round(top), round(left + side), round(top + side)))
 
 
-def _side_pieces(organism: np.ndarray, parts: tuple[str, ...], group: str, box: tuple[int, int, int, int]) -> list:
+def side_pieces(organism: np.ndarray, parts: tuple[str, ...], group: str, box: tuple[int, int, int, int]) -> list[np.ndarray]:
     """Layout pieces of one part, or of several parts united side by side (a hindwing with its tail's box)."""
     if len(parts) == 1:
         return part_pieces(organism, parts[0], group, box)
@@ -101,7 +101,7 @@ def _part_crops(image: Image.Image, organism: np.ndarray | None, keys: Sequence[
         if organism is None or not key:
             out.append([whole])
             continue
-        pieces = _side_pieces(organism, key, group, box)
+        pieces = side_pieces(organism, key, group, box)
         if getattr(scorer, "side_crops", False):
             out.append([square_crop(image, m) for m in pieces] or [whole])
         else:

@@ -71,14 +71,35 @@ def test_empty_and_nan_maps_give_no_regions():
 
 
 def test_organism_outline_on_synthetic_photos(synthetic_species_dir):
-    manifest = pd.read_csv(synthetic_species_dir / "manifest.csv").iloc[::6]
-    ious = []
+    manifest = pd.read_csv(synthetic_species_dir / "manifest.csv")
+    ious: dict[bool, list[float]] = {True: [], False: []}
     for row in manifest.itertuples():
         img = Image.open(synthetic_species_dir / row.image).convert("RGB")
         truth = np.asarray(Image.open(synthetic_species_dir / row.mask)) > 0
-        est = organism_mask(img)
-        ious.append(0.0 if est is None else (est & truth).sum() / (est | truth).sum())
-    assert np.mean(ious) > 0.6, ious
+        for refine, out in ious.items():
+            est = organism_mask(img, refine=refine)
+            out.append(0.0 if est is None else (est & truth).sum() / (est | truth).sum())
+    # Measured on these 72 photos: 0.807 rough, 0.845 refined by GrabCut.
+    assert np.mean(ious[True]) > 0.82, ious[True]
+    assert np.mean(ious[True]) > np.mean(ious[False]) + 0.02
+
+
+def test_grabcut_brings_back_what_the_saliency_left_out():
+    # A red ellipse on noisy green; the saliency map covers only its left half (as a Grad-CAM focused on one wing).
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:120, :160]
+    body = ((xx - 80) / 55) ** 2 + ((yy - 60) / 35) ** 2 <= 1
+    pixels = (np.array([60, 120, 60]) + rng.normal(0, 12, (120, 160, 3))).clip(0, 255)
+    pixels[body] = [200, 60, 40]
+    img = Image.fromarray(pixels.astype(np.uint8))
+    saliency = np.zeros((120, 160), np.float32)
+    saliency[:, :80] = 1.0
+
+    def iou(m):
+        return (m & body).sum() / (m | body).sum()
+
+    assert iou(organism_mask(img, saliency=saliency, refine=False)) < 0.6
+    assert iou(organism_mask(img, saliency=saliency)) > 0.95
 
 
 def test_plain_photo_has_no_outline_and_location_is_unknown():

@@ -35,17 +35,17 @@ def test_presence_count_and_shape_are_judged_on_the_whole_host_wing():
 
 def test_a_presence_crop_covers_the_host_wing_and_where_its_tail_would_be():
     from pipeline.regions import core_box
-    from pipeline.scoring import _side_pieces
+    from pipeline.scoring import side_pieces
 
     organism = np.zeros((160, 120), bool)
     organism[10:110, 10:110] = True
     organism[110:135, 30:33] = True  # a tail on the left hindwing, below the core box
     box = core_box(organism)
-    pieces = _side_pieces(organism, ("hindwing", "hindwing tail"), "butterfly", box)
+    pieces = side_pieces(organism, ("hindwing", "hindwing tail"), "butterfly", box)
     assert len(pieces) == 2  # left and right side
     left = pieces[0] if pieces[0][:, :60].any() else pieces[1]
     assert left[110:135, 30:33].all()  # the tail is in the left side's crop
-    (hind_left, _) = sorted(_side_pieces(organism, ("hindwing",), "butterfly", box), key=lambda m: np.nonzero(m)[1].mean())
+    (hind_left, _) = sorted(side_pieces(organism, ("hindwing",), "butterfly", box), key=lambda m: np.nonzero(m)[1].mean())
     assert not hind_left[115:135].any()  # the hindwing's own box ends at the core box
 
 

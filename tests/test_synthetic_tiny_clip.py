@@ -27,6 +27,20 @@ def test_caption_variants():
                                                             "hindwing without a tail")
 
 
+def test_layout_crops_are_cut_as_describe_cuts_them():
+    from PIL import Image
+
+    from evaluation.synthetic.draw import Nuisance
+    from evaluation.synthetic.species import DESIGNS, render_species
+
+    rgb, labels = render_species(DESIGNS[4], 128, np.random.default_rng(0), Nuisance.none())  # Caudia caudata
+    crops = tc.layout_crops(Image.fromarray(rgb), labels, list(PARTS.values()))
+    parts = [p for p, _ in crops]
+    assert parts.count("forewing band") == 2 and parts.count("hindwing") == 2 and parts.count("body") == 1
+    assert all(c.shape == (tc.CROP_SIZE, tc.CROP_SIZE, 3) for _, c in crops)
+    assert tc.layout_crops(Image.fromarray(rgb), np.zeros_like(labels), list(PARTS.values())) == []
+
+
 def test_captions_attach_absence_to_the_host_part(synthetic_species_dir):
     traits = tc._read_csv(synthetic_species_dir / "traits.csv")
     caps = tc.build_captions(traits, list(PARTS.values()))

@@ -63,6 +63,24 @@ def test_check_statuses():
     assert "both species" in out[3].note and out[4].note == "not in the expert lists"
 
 
+def test_a_coloured_mark_confirms_its_pattern_but_never_contradicts_it():
+    # Field guide: H. charitonius is banded (yellow); H. erato has a red forewing patch. "Less red forewing band"
+    # is true of charitonius and must not be called a contradiction of "banded wing +".
+    zebra = TraitList("A", [Trait("wing", "pattern", "banded")])
+    crimson = TraitList("B", [Trait("forewing spot", "colour", "red")])
+    gen = [D("forewing band", "colour", "red", "-"), D("forewing band", "colour", "red", "+")]
+    [less_red, more_red] = check(gen, zebra, crimson, group="butterfly", similarity=None)
+    assert less_red.status == "new" and less_red.match is None
+    assert more_red.status == "confirmed" and more_red.match.trait.key == ("wing", "pattern", "banded")
+    # With the phrase fallback, "red forewing band" finds erato's red patch ("red forewing spot", '-') instead.
+    [less_red, _] = check(gen, zebra, crimson, group="butterfly")
+    assert less_red.status == "confirmed" and less_red.tier == "embedding"
+    assert less_red.match.trait.key == ("forewing spot", "colour", "red")
+    # A present band and a banded pattern say the same thing: there a mismatch in direction is a contradiction.
+    [absent] = check([D("forewing band", "presence", "present", "-")], zebra, crimson, group="butterfly")
+    assert absent.status == "contradicted"
+
+
 def test_fallback_guard_blocks_antonyms():
     assert not guard_ok("long tail", "short tail")
     assert not guard_ok("2 eyespots", "1 eyespot")

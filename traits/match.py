@@ -110,6 +110,13 @@ def match_tier(generated: Trait, expert: Trait, group: str | None = None) -> str
     return None
 
 
+def _one_way(a: Trait, b: Trait) -> bool:
+    """True for a pattern matched to a coloured mark ('banded wing' ~ 'red forewing band'): the mark implies the
+    pattern, not the reverse, so such a match can confirm a difference but never contradict it (less red band says
+    nothing about yellow bands)."""
+    return {a.attribute, b.attribute} == {"colour", "pattern"}
+
+
 _TOKEN = re.compile(r"[a-z]+|\d+")
 
 
@@ -150,7 +157,7 @@ def best_match(gen: TraitDifference, experts: list[TraitDifference], group: str 
     best: tuple[int, int, TraitDifference] | None = None
     for e in experts:
         tier = match_tier(gen.trait, e.trait, group)
-        if tier is None:
+        if tier is None or (e.direction != gen.direction and _one_way(gen.trait, e.trait)):
             continue
         rank = (TIER_ORDER[tier], 0 if e.direction == gen.direction else 1)
         if best is None or rank < best[:2]:

@@ -182,10 +182,33 @@ class Crops:
     parts: list[str]
 
 
+def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str]) -> list[tuple[str, np.ndarray]]:
+    """(part, crop) pairs cut exactly as describe() cuts them for CLIP scorers: the group's part layout laid on the
+    organism, one square crop with context per side; a wing's crop also covers its sub-parts' boxes (a tail)."""
+    from pipeline.regions import PART_LAYOUTS, core_box
+    from pipeline.scoring import side_pieces, square_crop
+
+    layout = PART_LAYOUTS["butterfly"]
+    organism = labels > 0
+    if not organism.any():
+        return []
+    box = core_box(organism)
+    out = []
+    for name in names:
+        if name not in layout:
+            continue
+        subs = tuple(p for p in names if p.startswith(name + " ") and p in layout and p.endswith("tail"))
+        for piece in side_pieces(organism, (name, *subs), "butterfly", box):
+            crop = square_crop(rgb, piece).resize((CROP_SIZE, CROP_SIZE), Image.BICUBIC)
+            out.append((name, np.asarray(crop, dtype=np.uint8)))
+    return out
+
+
 def extract_crops(dataset_dir: Path, split: str, part_names: dict[int, str], variants: int,
-                  rng: np.random.Generator, min_pixels: int = 6, jitter: bool = True) -> Crops:
+                  rng: np.random.Generator, min_pixels: int = 6, jitter: bool = True, layout: bool = False) -> Crops:
     """Crops around each visible part (largest or a random large component) and the whole organism; with jitter,
-    random padding, offset and aspect ratio (as CAM regions vary), else square crops with fixed padding."""
+    random padding, offset and aspect ratio (as CAM regions vary), else square crops with fixed padding. With
+    layout, also the crops describe() itself scores (layout_crops), so training sees what inference sees."""
     rows = [r for r in _read_csv(dataset_dir / "manifest.csv") if r["split"] == split]
     if rows and "parts" not in rows[0]:
         raise DatasetError(f"{dataset_dir} has no part label maps (no 'parts' column in manifest.csv).",
@@ -224,6 +247,11 @@ def extract_crops(dataset_dir: Path, split: str, part_names: dict[int, str], var
                 images.append(_crop(rgb, box, rng.uniform(0.0, 0.2) if jitter else 0.1, np.zeros(2), min_side))
                 species.append(row["species"])
                 parts.append(WHOLE)
+        if layout:
+            for name, crop in layout_crops(rgb, labels, list(part_names.values())):
+                images.append(crop)
+                species.append(row["species"])
+                parts.append(name)
     if not images:
         raise DatasetError(f"No '{split}' images with visible parts in {dataset_dir}.",
                            "Generate a dataset with at least 2 images per species (one goes to the test split).")
@@ -354,7 +382,7 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         captions = build_captions(traits, list(part_names.values()))
-        train = extract_crops(dataset_dir, "train", part_names, variants, rng)
+        train = extract_crops(dataset_dir, "train", part_names, variants, rng, layout=True)
         test = extract_crops(dataset_dir, "test", part_names, 1, np.random.default_rng(seed + 1), jitter=False)
         pos = _positive_matrix(train, captions)
         keep = pos.any(1)
