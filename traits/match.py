@@ -2,8 +2,9 @@
 
 Matching is structural first: same attribute, compatible value (colours by base-colour family), and a part that
 is the same (tier 'exact'), coarser ('coarser': generated 'wing' vs expert 'forewing tip') or finer ('finer').
-Only when nothing matches structurally, a token-overlap similarity (default; pass `similarity=` for another,
-e.g. an embedding cosine) is tried behind an antonym/number guard, because embeddings score opposites
+Only when nothing matches structurally and one of the two parts is not in the vocabulary ('tail streamer'), a
+token-overlap similarity (default; pass `similarity=` for another, e.g. an embedding cosine) is tried behind an
+antonym/number guard, because embeddings score opposites
 ('long tail' / 'short tail') as near-identical.
 """
 
@@ -65,6 +66,11 @@ def expert_differences(list_a: TraitList | Iterable[Trait], list_b: TraitList | 
 def _part_vocabs(group: str | None) -> list[PartVocab]:
     vocab = load_vocab()
     return [vocab.part_vocab(group)] if group else [vocab.part_vocab(g) for g in GROUPS]
+
+
+def _known_part(part: str, group: str | None) -> bool:
+    """Whether the group's part vocabulary (any group's without one) knows the part or one of its synonyms."""
+    return any(pv.normalise(part) for pv in _part_vocabs(group))
 
 
 def part_tier(generated: str, expert: str, group: str | None = None) -> str | None:
@@ -168,9 +174,12 @@ def best_match(gen: TraitDifference, experts: list[TraitDifference], group: str 
     if similarity is None:
         return None, None, 0.0
     scored = []
+    known = _known_part(gen.trait.part, group)
     for e in experts:
         if e.trait.attribute != gen.trait.attribute or not guard_ok(_phrase(gen), _phrase(e)):
             continue
+        if known and _known_part(e.trait.part, group):
+            continue  # both parts are in the vocabulary: the structural test already said they differ
         s = float(similarity(_phrase(gen), _phrase(e)))
         if s >= EMBED_THRESHOLD:
             scored.append((s, e.direction == gen.direction, e))
