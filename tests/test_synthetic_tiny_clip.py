@@ -36,7 +36,12 @@ def test_layout_crops_are_cut_as_describe_cuts_them():
     rgb, labels = render_species(DESIGNS[4], 128, np.random.default_rng(0), Nuisance.none())  # Caudia caudata
     crops = tc.layout_crops(Image.fromarray(rgb), labels, list(PARTS.values()))
     parts = [p for p, _ in crops]
-    assert parts.count("forewing band") == 2 and parts.count("hindwing") == 2 and parts.count("body") == 1
+    assert parts.count("forewing band") == 2 and parts.count("body") == 1
+    # per side: the hindwing alone (colour phrases) and with its tail (presence), as describe() cuts them
+    assert parts.count("hindwing") == 4
+    rgb, labels = render_species(DESIGNS[5], 128, np.random.default_rng(0), Nuisance.none())  # Caudia ecaudata
+    parts = [p for p, _ in tc.layout_crops(Image.fromarray(rgb), labels, list(PARTS.values()))]
+    assert parts.count("hindwing") == 2  # no tail: the two framings are one crop per side
     assert all(c.shape == (tc.CROP_SIZE, tc.CROP_SIZE, 3) for _, c in crops)
     assert tc.layout_crops(Image.fromarray(rgb), np.zeros_like(labels), list(PARTS.values())) == []
 

@@ -184,23 +184,28 @@ class Crops:
 
 def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str]) -> list[tuple[str, np.ndarray]]:
     """(part, crop) pairs cut exactly as describe() cuts them for CLIP scorers: the group's part layout laid on the
-    organism, one square crop with context per side; a wing's crop also covers its sub-parts' boxes (a tail)."""
+    organism, one square crop with context per side, for every crop key describe() uses (a part's own pieces for
+    colours; a host wing with a sub-part's box for presence, e.g. a hindwing with where its tail is), labelled with
+    the (host) part."""
     from pipeline.regions import PART_LAYOUTS, core_box
-    from pipeline.scoring import side_pieces, square_crop
+    from pipeline.scoring import crop_part, side_pieces, square_crop
 
     layout = PART_LAYOUTS["butterfly"]
     organism = labels > 0
     if not organism.any():
         return []
     box = core_box(organism)
-    out = []
-    for name in names:
-        if name not in layout:
-            continue
-        subs = tuple(p for p in names if p.startswith(name + " ") and p in layout and p.endswith("tail"))
-        for piece in side_pieces(organism, (name, *subs), "butterfly", box):
+    keys = dict.fromkeys(crop_part(p, a) for p in names if p in layout for a in ("colour", "presence"))
+    out, seen = [], set()
+    for key in keys:
+        for piece in side_pieces(organism, key, "butterfly", box):
+            ys, xs = np.nonzero(piece)
+            extent = (key[0], xs.min(), xs.max(), ys.min(), ys.max())
+            if extent in seen:  # a sub-part inside its host's pieces (a band) gives the host's crop again
+                continue
+            seen.add(extent)
             crop = square_crop(rgb, piece).resize((CROP_SIZE, CROP_SIZE), Image.BICUBIC)
-            out.append((name, np.asarray(crop, dtype=np.uint8)))
+            out.append((key[0], np.asarray(crop, dtype=np.uint8)))
     return out
 
 
