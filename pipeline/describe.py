@@ -254,7 +254,7 @@ class Pipeline:
         cands = candidate_phrases(self.group, [tl for tl in lists if tl is not None], species_names=names,
                                   n_controls=self.n_controls)
         cands = [c for c in cands if c.control or (self.scorer.supports(c.phrase)
-                                                   and self.scorer.supports_part(c.trait.part))]
+                                                   and self.scorer.supports_trait(c.trait.part, c.trait.attribute))]
         return cands, lists
 
     def _profile_fn(self, cands: Sequence[Any], species: Any = None):
@@ -310,7 +310,14 @@ class Pipeline:
         from pipeline.cam import CamRequest, explain_many
         from pipeline.images import load_image
         from pipeline.regions import extract_regions, organism_mask
-        from pipeline.scoring import image_profile, rank_phrases, region_scores, select_diverse, shown_floor
+        from pipeline.scoring import (
+            absent_threshold,
+            image_profile,
+            rank_phrases,
+            region_scores,
+            select_diverse,
+            shown_floor,
+        )
         from prompts.compose import Clause, compose_paragraph
 
         t0 = time.perf_counter()
@@ -361,7 +368,7 @@ class Pipeline:
             warnings_.append(f"No reference photos of {contrast} were found (references.csv in the model folder): "
                              "traits are ranked by region-vs-organism contrast only and have no direction.")
         table = rank_phrases(cands, profile, whole, per_region, contrast_ref, target_ref,
-                             floor_shown=shown_floor(self.scorer))
+                             floor_shown=shown_floor(self.scorer), absent_below=absent_threshold(self.scorer))
         chosen = select_diverse(table, top_k, related=_related_parts(self.group), finer=_finer_part(self.group))
 
         # 5. Words: traits with evidence and expert status, then the paragraph.

@@ -103,7 +103,9 @@ def _part_crops(image: Image.Image, organism: np.ndarray | None, keys: Sequence[
             continue
         pieces = side_pieces(organism, key, group, box)
         if getattr(scorer, "side_crops", False):
-            out.append([square_crop(image, m) for m in pieces] or [whole])
+            # Several framings per piece where the scorer asks for them (pipeline.scorers.clip.CROP_PADS).
+            pads = getattr(scorer, "crop_pads", (SIDE_CROP_PAD,))
+            out.append([square_crop(image, m, pad=pad) for m in pieces for pad in pads] or [whole])
         else:
             out.append([cut(image, np.logical_or.reduce(pieces))] if pieces else [whole])
     return out
@@ -231,16 +233,24 @@ def shown_floor(scorer: Scorer) -> float | None:
     return float(np.log(MIN_SHOWN)) if mode == "logprob" else (MIN_SHOWN if mode == "prob" else None)
 
 
+def absent_threshold(scorer: Scorer) -> float | None:
+    """The presence score under which a part counts as absent (P(present) < 0.5 among present / absent), for
+    scorers whose scores are value probabilities; None for other scorers."""
+    mode = getattr(scorer, "value_scores", None)
+    return float(np.log(0.5)) if mode == "logprob" else (0.5 if mode == "prob" else None)
+
+
 def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np.ndarray, regions: np.ndarray,
                  contrast_ref: np.ndarray | None, target_ref: np.ndarray | None = None,
-                 floor_shown: float | None = None) -> pd.DataFrame:
+                 floor_shown: float | None = None, absent_below: float | None = None) -> pd.DataFrame:
     """One row per candidate with its relative scores, direction, confidence and ranking score (best first).
 
     profile: this photo's scores [P]; whole / regions: whole-organism [P] and region scores [R, P];
     contrast_ref / target_ref: scores of reference photos [n, P] (None: no references, region-vs-organism only).
     floor_shown (see shown_floor): a '+' trait must be shown by this photo and a '-' trait by the contrast
     species (mean over its references) to be ranked; moves among values neither side shows (a colour's
-    probability rising from 1e-6 to 1e-4) are not differences.
+    probability rising from 1e-6 to 1e-4) are not differences. absent_below (see absent_threshold): no colour,
+    shape or count of a part on a side that lacks it (describes_a_missing_part).
     """
     n = len(candidates)
     with np.errstate(invalid="ignore"):
@@ -281,7 +291,9 @@ def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np
     localised = (direction == "+") & (localisation > 0)
     shown = np.ones(n, dtype=bool)
     if floor_shown is not None and method.startswith("target_vs_contrast"):
-        shown = np.where(effect >= 0, profile >= floor_shown, contrast_score >= floor_shown)
+        # A side shows a value when its species does (reference mean) or, for this photo, when the photo does.
+        own = profile if target_ref is None or not np.isfinite(target_ref).any() else np.fmax(profile, mu_t)
+        shown = np.where(effect >= 0, own >= floor_shown, contrast_score >= floor_shown)
     if support is not None:
         support = np.nan_to_num(support, nan=0.0)
         rank_score = np.clip(support, 0.0, None) * np.where(localised, 1.25, 1.0) * shown
@@ -292,6 +304,10 @@ def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np
         support = np.zeros(n)
         rank_score = np.abs(effect) * np.where(localised, 1.25, 1.0) * shown
         confidence = [confidence_of(float(e)) for e in effect]
+    if absent_below is not None and method.startswith("target_vs_contrast"):
+        here = mu_t if method == "target_vs_contrast_llr" else profile
+        missing = describes_a_missing_part(candidates, direction, rank_score, here, contrast_score, absent_below)
+        rank_score = np.where(missing, 0.0, rank_score)
     rows = []
     for j, c in enumerate(candidates):
         rows.append({
@@ -304,6 +320,32 @@ def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np
             "index": j})
     df = pd.DataFrame(rows)
     return df.sort_values("rank_score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def describes_a_missing_part(candidates: Sequence[Candidate], direction: np.ndarray, rank_score: np.ndarray,
+                             here: np.ndarray, there: np.ndarray, absent_below: float) -> np.ndarray:
+    """Per candidate: True when it describes a part (its colour, shape, count) on the side that lacks it: a ranked
+    presence difference of that part whose lacking side (this species: `here`, the contrast: `there`; presence
+    scores per candidate) scores the part under absent_below (more likely absent than present). With "hindwing
+    tail -" ranked and the tailless species at P(tail) 0.2, "short hindwing tail +" would give a tailless species a
+    tail shape; "long hindwing tail -" (the contrast's tail is longer) still holds. The probability rule keeps a
+    spurious presence difference between two species that both show the part from silencing its real colour."""
+    lacking: dict[str, str] = {}  # part -> the direction whose claims it cannot support ('+': this species lacks it)
+    for j, c in enumerate(candidates):
+        t = c.trait
+        if c.control or t.attribute != "presence" or t.value == "absent" or not t.part or rank_score[j] <= 0:
+            continue
+        side, score = ("+", here[j]) if direction[j] == "-" else ("-", there[j])
+        if np.isfinite(score) and score < absent_below:
+            lacking[t.part] = side
+    out = np.zeros(len(candidates), dtype=bool)
+    for j, c in enumerate(candidates):
+        t = c.trait
+        if c.control or t.attribute == "presence" or not t.part:
+            continue
+        out[j] = any(direction[j] == side and (t.part == part or t.part.startswith(part + " "))
+                     for part, side in lacking.items())
+    return out
 
 
 def select_diverse(table: pd.DataFrame, top_k: int, related: Callable[[str, str], bool] | None = None,

@@ -136,6 +136,11 @@ def test_transformers_clip_scorer_with_a_tiny_random_model(tmp_path):
     again = scorer.score(crops, ["blue hindwing"])
     assert torch.allclose(again[:, 0], s[:, 1], atol=1e-5)  # cached text embedding, same numbers
     assert scorer.score([], ["red wing"]).shape == (0, 1)
+    # describe() reads the same settings as for open_clip: value log-probabilities at the model's own temperature,
+    # side crops at several framings; both are part of the reference cache key.
+    assert scorer.value_scores == "logprob" and scorer.crop_pads == (0.1, 0.3, 0.5)
+    assert scorer.logit_scale == pytest.approx(float(scorer.model.logit_scale.exp()))
+    assert "|pads=0.1,0.3,0.5|values=logprob|" in scorer.cache_id
 
 
 def test_default_openclip_scorer_is_bioclip_and_fails_offline_with_a_fix(monkeypatch):

@@ -71,3 +71,65 @@ def test_moves_among_values_neither_side_shows_are_not_ranked():
     for phrase in ("orange body", "red body"):  # '+' shown by the photo, '-' shown by the contrast
         assert gated.loc[phrase, "rank_score"] == plain.loc[phrase, "rank_score"] > 0
     assert gated.loc["red body", "direction"] == "-"
+
+
+def test_a_value_its_species_shows_is_ranked_when_this_photo_scores_it_low():
+    """A tailed species whose model gives 'hindwing tail' a low probability everywhere (log P -1.7, the tailless
+    contrast -3.4): a photo at -2.4 (under the 0.1 floor) is still evidence of the tail, since its species shows it."""
+    floor = float(np.log(MIN_SHOWN))
+    cands = [Candidate("hindwing tail", Trait(part="hindwing tail", attribute="presence", value="present"), "vocab")]
+    rng = np.random.default_rng(1)
+    target, contrast = rng.normal(-1.7, 0.6, (16, 1)), rng.normal(-3.4, 0.8, (16, 1))
+    row = rank_phrases(cands, np.array([-2.4]), np.zeros(1), np.zeros((0, 1)), contrast, target,
+                       floor_shown=floor).iloc[0]
+    assert row["direction"] == "+" and row["rank_score"] > 0
+    # Without the species' references only the photo counts: under the floor, not ranked.
+    alone = rank_phrases(cands, np.array([-2.4]), np.zeros(1), np.zeros((0, 1)), contrast, None,
+                         floor_shown=floor).iloc[0]
+    assert alone["rank_score"] == 0
+
+
+def test_embedding_scorers_get_each_side_at_every_framing():
+    from PIL import Image
+
+    from pipeline.scoring import _part_crops
+
+    class Framed:
+        side_crops, crop_pads = True, (0.1, 0.5)
+
+    img = Image.new("RGB", (160, 160))
+    organism = np.zeros((160, 160), bool)
+    organism[30:130, 20:140] = True
+    (band,) = _part_crops(img, organism, [("forewing band",)], Framed(), "butterfly")
+    assert len(band) == 4  # two sides x two framings
+    assert band[0].size[0] < band[1].size[0]  # the tighter framing first, per side
+    (single,) = _part_crops(img, organism, [("forewing band",)], type("One", (), {"side_crops": True})(), "butterfly")
+    assert len(single) == 2 and single[0].size == band[1].size  # default: the 0.5 framing only
+
+
+def test_no_tail_shape_is_claimed_for_the_side_without_a_tail():
+    from pipeline.scoring import absent_threshold, describes_a_missing_part
+
+    def cand(phrase, part, attribute, value):
+        return Candidate(phrase, Trait(part=part, attribute=attribute, value=value), "vocab")
+
+    cands = [cand("hindwing tail", "hindwing tail", "presence", "present"),
+             cand("short hindwing tail", "hindwing tail", "shape", "short"),
+             cand("long hindwing tail", "hindwing tail", "shape", "long"),
+             cand("red forewing band", "forewing band", "colour", "red"),
+             cand("forewing band", "forewing band", "presence", "present")]
+    absent = absent_threshold(type("LogProb", (), {"value_scores": "logprob"})())
+    assert absent == pytest.approx(np.log(0.5)) and absent_threshold(object()) is None
+    # log P(present) of each presence phrase on this species (here) and on the contrast (there).
+    here, there = np.array([-1.5, 0, 0, 0, -0.2]), np.array([-0.1, 0, 0, 0, -0.1])
+    ranks = np.array([2.0, 1.5, 1.2, 1.0, 0.8])
+    # This species lacks the tail the contrast has: no shape of its own tail; the contrast's still holds. Both
+    # show a band (P 0.82 vs 0.90): a ranked band-presence difference does not silence the band's colour.
+    lacks = describes_a_missing_part(cands, np.array(["-", "+", "-", "-", "-"]), ranks, here, there, absent)
+    assert lacks.tolist() == [False, True, False, False, False]
+    # The other way round: the contrast lacks the tail, so no claim about the contrast's tail shape.
+    flipped = describes_a_missing_part(cands, np.array(["+", "+", "-", "+", "+"]), ranks, there, here, absent)
+    assert flipped.tolist() == [False, False, True, False, False]
+    # Presence that is not a ranked difference restricts nothing.
+    ranks[0] = 0.0
+    assert not describes_a_missing_part(cands, np.array(["-", "+", "-", "-", "-"]), ranks, here, there, absent).any()

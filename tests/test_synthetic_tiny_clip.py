@@ -34,14 +34,19 @@ def test_layout_crops_are_cut_as_describe_cuts_them():
     from evaluation.synthetic.species import DESIGNS, render_species
 
     rgb, labels = render_species(DESIGNS[4], 128, np.random.default_rng(0), Nuisance.none())  # Caudia caudata
+    from pipeline.scorers.clip import CROP_PADS
+
     crops = tc.layout_crops(Image.fromarray(rgb), labels, list(PARTS.values()))
     parts = [p for p, _ in crops]
-    assert parts.count("forewing band") == 2 and parts.count("body") == 1
+    n = len(CROP_PADS)  # every framing describe() scores
+    assert n == 3 and parts.count("forewing band") == 2 * n and parts.count("body") == n
     # per side: the hindwing alone (colour phrases) and with its tail (presence), as describe() cuts them
-    assert parts.count("hindwing") == 4
+    assert parts.count("hindwing") == 4 * n
+    band = [c for p, c in crops if p == "forewing band"]
+    assert not np.array_equal(band[0], band[1])  # the framings differ
     rgb, labels = render_species(DESIGNS[5], 128, np.random.default_rng(0), Nuisance.none())  # Caudia ecaudata
     parts = [p for p, _ in tc.layout_crops(Image.fromarray(rgb), labels, list(PARTS.values()))]
-    assert parts.count("hindwing") == 2  # no tail: the two framings are one crop per side
+    assert parts.count("hindwing") == 2 * n  # no tail: the two crop keys give one extent per side
     assert all(c.shape == (tc.CROP_SIZE, tc.CROP_SIZE, 3) for _, c in crops)
     assert tc.layout_crops(Image.fromarray(rgb), np.zeros_like(labels), list(PARTS.values())) == []
 
@@ -55,6 +60,36 @@ def test_captions_attach_absence_to_the_host_part(synthetic_species_dir):
     assert {"a tail on the hindwing", "a hindwing with a tail", "long tail on the hindwing"} <= tail
     band = {caps.captions[i] for i in caps.positives[("Synthia rubra", "forewing band")]}
     assert band == {"red band across the forewing", "red forewing band", "a red forewing band", "red band on the forewing"}
+
+
+def test_value_groups_hold_the_values_species_differ_in(synthetic_species_dir):
+    traits = tc._read_csv(synthetic_species_dir / "traits.csv")
+    caps = tc.build_captions(traits, list(PARTS.values()))
+    words = [[{caps.captions[i] for i in ids} for ids in g] for g in caps.value_groups]
+    tail = next(g for g in words if any("hindwing without a tail" in v for v in g))
+    present = next(i for i, v in enumerate(tail) if "a hindwing with a tail" in v)
+    assert len(tail) == 2 and "no tail on the hindwing" in tail[1 - present]
+    # The absence is a target on the whole hindwing (where it is judged), with the 'absent' value.
+    g = words.index(tail)
+    assert (g, 1 - present) in caps.value_targets[("Caudia ecaudata", "hindwing")]
+    assert (g, present) in caps.value_targets[("Caudia caudata", "hindwing")]
+    # Each group has two values or more, and no wording stands for two values of one group.
+    assert all(len(grp) >= 2 and len(set.union(*grp)) == sum(map(len, grp)) for grp in words)
+
+
+def test_value_loss_prefers_the_true_value():
+    txt = torch.nn.functional.normalize(torch.eye(4)[:, :4] + 0.1, dim=-1)  # captions 0, 1: value A; 2, 3: value B
+    groups = [[[0, 1], [2, 3]]]
+    img = torch.nn.functional.normalize(torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]), dim=-1)
+    right = torch.tensor([[0], [1]])
+    scale = torch.tensor(10.0)
+    good = tc.value_loss(img, txt, right, groups, scale)
+    bad = tc.value_loss(img, txt, 1 - right, groups, scale)
+    assert float(good) < 0.01 < 5.0 < float(bad)
+    # Crops without a value in any group contribute nothing.
+    assert float(tc.value_loss(img, txt, torch.full((2, 1), -1), groups, scale)) == 0.0
+    mixed = tc.value_loss(img, txt, torch.tensor([[0], [-1]]), groups, scale)
+    assert abs(float(mixed) - float(tc.value_loss(img[:1], txt, right[:1], groups, scale))) < 1e-6
 
 
 def test_hard_negative_captions_name_the_same_part_with_other_colours(synthetic_species_dir):
@@ -139,6 +174,9 @@ def test_folder_declares_its_parts_and_the_scorer_judges_only_those(tiny_clip_di
     scorer = OpenClipScorer(str(tiny_clip_dir), device="cpu")
     assert scorer.supports_part("forewing band") and not scorer.supports_part("hindwing band")
     assert not scorer.supports_part("wing")  # never captioned on its own
+    # Per part, only the attributes it was captioned with: the band's colour, not whether there is a band.
+    assert scorer.supports_trait("forewing band", "colour") and scorer.supports_trait("hindwing tail", "presence")
+    assert not scorer.supports_trait("forewing band", "presence") and not scorer.supports_trait("hindwing band", "colour")
     assert trained_vocabulary("random:ViT-B-16") is None and trained_vocabulary(str(tmp_path)) is None  # none
     assert scorer.templates == ["{phrase}"]  # asked in its own words, not "a photo of ..."
     bad = tmp_path / "bad"
@@ -162,7 +200,7 @@ def test_reuse_and_bad_dataset(tiny_clip_dir, synthetic_species_dir, synthetic_s
     assert not (tmp_path / "c").exists()
 
 
-@pytest.mark.parametrize("kwargs", [dict(minutes=0), dict(max_steps=0), dict(batch_size=1)])
+@pytest.mark.parametrize("kwargs", [dict(minutes=0), dict(max_steps=0), dict(batch_size=1), dict(value_weight=-1)])
 def test_bad_training_arguments(synthetic_species_dir, tmp_path, kwargs):
     from pipeline.errors import ConfigError
 

@@ -10,7 +10,8 @@ Training pairs: square crops around each visible part (from the part label maps,
 and around the whole organism, each with every caption that is true of it (the species' trait phrases for that
 part in several wordings; absence traits such as "hindwing without a tail" go with the host part). The loss is a
 multi-positive CLIP loss over the batch crops and the whole caption vocabulary, so duplicate captions within a
-batch are never treated as negatives of each other.
+batch are never treated as negatives of each other, plus value_loss: a softmax among the values of each part and
+attribute on which species differ (tail present vs absent), the question describe() asks.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,10 @@ class CaptionSet:
     positives: dict[tuple[str, str], list[int]]  # (species, part) -> caption ids
     canonical_positives: dict[tuple[str, str], list[int]]  # (species, part) -> ids into `canonical`
     trait_text: dict[tuple[str, str, str], str]  # (species, part, attribute) -> canonical phrase
+    # Value groups: for each (part, attribute) on which species differ, the caption ids of each value
+    # (e.g. tail present / absent); value_targets[(species, crop part)] = [(group, value index), ...].
+    value_groups: list[list[list[int]]] = field(default_factory=list)
+    value_targets: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)
 
 
 def colour_hard_negatives(traits: list[dict]) -> list[str]:
@@ -133,6 +138,8 @@ def build_captions(traits: list[dict], parts: list[str], hard_negatives: bool = 
         positives.setdefault((species, part), set()).update(ids)
         canon_pos.setdefault((species, part), set()).add(canonical.setdefault(canon, len(canonical)))
 
+    values: dict[tuple[str, str], dict[str, set[int]]] = {}  # (part, attribute) -> value -> caption ids
+    shown_on: list[tuple[str, str, str, str, str]] = []  # (species, crop part, part, attribute, value)
     for row in traits:
         sp, part, attr, value, text = row["taxon"], row["part"], row["attribute"], row["value"], row["text"]
         trait_text[(sp, part, attr)] = text
@@ -144,7 +151,17 @@ def build_captions(traits: list[dict], parts: list[str], hard_negatives: bool = 
             targets.add(host)
         for target in targets:
             add(sp, target, variants, text)
+            shown_on.append((sp, target, part, attr, value))
+        values.setdefault((part, attr), {}).setdefault(value, set()).update(captions[t] for t in variants)
         add(sp, WHOLE, [text], text)
+    # Only where species differ: a softmax among one value has nothing to learn.
+    group_keys = [k for k, v in values.items() if len(v) > 1]
+    value_groups = [[sorted(ids) for ids in values[k].values()] for k in group_keys]
+    value_targets: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for sp, target, part, attr, value in shown_on:
+        if (part, attr) in group_keys:
+            g = group_keys.index((part, attr))
+            value_targets.setdefault((sp, target), []).append((g, list(values[(part, attr)]).index(value)))
     for sp in dict.fromkeys(r["taxon"] for r in traits):  # ordered: caption ids must not depend on hashing
         add(sp, WHOLE, [sp, f"a photo of {sp}"], sp)
     if hard_negatives:
@@ -152,7 +169,8 @@ def build_captions(traits: list[dict], parts: list[str], hard_negatives: bool = 
             captions.setdefault(text, len(captions))
     return CaptionSet(captions=list(captions), canonical=list(canonical),
                       positives={k: sorted(v) for k, v in positives.items()},
-                      canonical_positives={k: sorted(v) for k, v in canon_pos.items()}, trait_text=trait_text)
+                      canonical_positives={k: sorted(v) for k, v in canon_pos.items()}, trait_text=trait_text,
+                      value_groups=value_groups, value_targets=value_targets)
 
 
 def _crop(rgb: Image.Image, box: tuple[float, float, float, float], pad: float, shift: np.ndarray,
@@ -188,6 +206,7 @@ def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str]) -> list
     colours; a host wing with a sub-part's box for presence, e.g. a hindwing with where its tail is), labelled with
     the (host) part."""
     from pipeline.regions import PART_LAYOUTS, core_box
+    from pipeline.scorers.clip import CROP_PADS
     from pipeline.scoring import crop_part, side_pieces, square_crop
 
     layout = PART_LAYOUTS["butterfly"]
@@ -204,8 +223,9 @@ def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str]) -> list
             if extent in seen:  # a sub-part inside its host's pieces (a band) gives the host's crop again
                 continue
             seen.add(extent)
-            crop = square_crop(rgb, piece).resize((CROP_SIZE, CROP_SIZE), Image.BICUBIC)
-            out.append((key[0], np.asarray(crop, dtype=np.uint8)))
+            for pad in CROP_PADS:  # every framing describe() scores
+                crop = square_crop(rgb, piece, pad=pad).resize((CROP_SIZE, CROP_SIZE), Image.BICUBIC)
+                out.append((key[0], np.asarray(crop, dtype=np.uint8)))
     return out
 
 
@@ -293,6 +313,34 @@ def multi_positive_clip_loss(img: torch.Tensor, txt: torch.Tensor, pos: torch.Te
     return (i2t + t2i) / 2
 
 
+def _value_target_matrix(crops: Crops, captions: CaptionSet) -> torch.Tensor:
+    """[n_crops, n_groups] index of the true value of each value group on each crop, -1 where it does not apply."""
+    out = torch.full((len(crops.species), len(captions.value_groups)), -1, dtype=torch.long)
+    for i, key in enumerate(zip(crops.species, crops.parts, strict=True)):
+        for g, v in captions.value_targets.get(key, []):
+            out[i, g] = v
+    return out
+
+
+def value_loss(img: torch.Tensor, txt: torch.Tensor, targets: torch.Tensor, groups: list[list[list[int]]],
+               logit_scale: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy among the values of each part and attribute (tail present vs absent, orange vs red band),
+    each value's score the log-mean-exp over its wordings: what describe() asks the model is a softmax among the
+    values of one part, which the batch-wide CLIP loss trains only weakly (a hindwing crop has many true captions,
+    and the other value's caption is one negative among dozens)."""
+    logits = logit_scale * img @ txt.T
+    terms = []
+    for g, values in enumerate(groups):
+        rows = targets[:, g] >= 0
+        if not rows.any():
+            continue
+        per_value = torch.stack([torch.logsumexp(logits[rows][:, ids], dim=1) - math.log(len(ids)) for ids in values],
+                                dim=1)
+        terms.append(F.cross_entropy(per_value, targets[rows, g], reduction="sum"))
+    n = int((targets >= 0).sum())
+    return torch.stack(terms).sum() / n if terms else logits.new_zeros(())
+
+
 def _encode_text(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return F.normalize(model.encode_text(tokens), dim=-1)
 
@@ -336,6 +384,15 @@ def caption_retrieval(model: torch.nn.Module, tokenizer, crops: Crops, captions:
                 sibling_per_pair=per_pair)
 
 
+def write_trained_vocabulary(folder: Path, traits: list[dict], dataset_dir: Path) -> None:
+    """Write TRAINED_VOCABULARY: the parts and (part, attribute) pairs its captions named (OpenClipScorer leaves
+    other phrases unscored) and how it was asked: bare captions, no "a photo of ..." template."""
+    (Path(folder) / TRAINED_VOCABULARY).write_text(json.dumps(
+        {"parts": sorted({r["part"] for r in traits}),
+         "traits": sorted({(r["part"], r["attribute"]) for r in traits}), "templates": ["{phrase}"],
+         "source": str(Path(dataset_dir).resolve())}, indent=2) + "\n")
+
+
 def _free_cpu_threads() -> int:
     """CPU threads worth using now: the cores not already busy (1-minute load average), at least 1.
 
@@ -352,11 +409,12 @@ def _free_cpu_threads() -> int:
 def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float = 3.0, seed: int = 0,
                     device: str = "auto", max_steps: int | None = None, batch_size: int = 64, lr: float = 1e-3,
                     variants: int = 3, overwrite: bool = False, progress: bool = True,
-                    threads: int | None = None) -> Path:
+                    threads: int | None = None, value_weight: float = 1.0) -> Path:
     """Train the tiny CLIP for `minutes` (or `max_steps`) on a synthetic species dataset; return the checkpoint
     folder (open_clip_config.json + open_clip_model.safetensors + training.json with losses and held-out scores).
     With a time budget the number of steps depends on the machine (and its load); pass max_steps for a run that
-    is reproducible on one machine. Re-running with identical arguments on a finished folder returns it
+    is reproducible on one machine. value_weight: weight of value_loss (softmax among the values of a part) next
+    to the CLIP loss; 0 trains the CLIP loss alone. Re-running with identical arguments on a finished folder returns it
     without training again. On the CPU,
     threads=None uses only the cores that are free now (see _free_cpu_threads)."""
     from safetensors.torch import save_file
@@ -370,6 +428,8 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
     if batch_size < 2:
         raise ConfigError(f"batch_size must be at least 2 (got {batch_size}).", "Contrastive training needs "
                           "several crops per step; use e.g. 64.")
+    if not value_weight >= 0:
+        raise ConfigError(f"value_weight must be 0 or more (got {value_weight}).", "Use e.g. 1.0, or 0 to turn it off.")
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.is_dir():
         raise DatasetError(f"Dataset folder {dataset_dir} does not exist.",
@@ -379,8 +439,11 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
     traits = _read_csv(dataset_dir / "traits.csv")
     pairs = _read_csv(dataset_dir / "pairs.csv")
     dev = resolve_device(device)
+    from pipeline.scorers.clip import CROP_PADS
+
     config = dict(dataset=str(dataset_dir.resolve()), minutes=float(minutes), seed=int(seed), max_steps=max_steps,
-                  batch_size=int(batch_size), lr=float(lr), variants=int(variants), model_cfg=TINY_CLIP_CONFIG)
+                  batch_size=int(batch_size), lr=float(lr), variants=int(variants), model_cfg=TINY_CLIP_CONFIG,
+                  value_weight=float(value_weight), layout_pads=list(CROP_PADS))
     with atomic_dataset_dir(out_dir, config, overwrite, marker="training.json") as tmp:
         if tmp is None:
             return Path(out_dir)
@@ -394,25 +457,23 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
         train = Crops(train.images[keep], [s for s, k in zip(train.species, keep, strict=True) if k],
                       [p for p, k in zip(train.parts, keep, strict=True) if k])
         pos = pos[keep]
+        values = _value_target_matrix(train, captions)
 
         old_threads = torch.get_num_threads()
         n_threads = (threads or _free_cpu_threads()) if dev.type == "cpu" else old_threads
         torch.set_num_threads(n_threads)
         try:
-            model, losses, step, seconds, metrics = _train(train=train, test=test, pos=pos,
+            model, losses, step, seconds, metrics = _train(train=train, test=test, pos=pos, values=values,
                                                            captions=captions, pairs=pairs, dev=dev, budget=minutes * 60,
                                                            max_steps=max_steps, batch_size=batch_size, lr=lr,
+                                                           value_weight=value_weight,
                                                            rng=rng, progress=progress)
         finally:
             torch.set_num_threads(old_threads)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "open_clip_model.safetensors"))
         (tmp / "open_clip_config.json").write_text(json.dumps(
             {"model_cfg": TINY_CLIP_CONFIG, "preprocess_cfg": PREPROCESS_CFG}, indent=2) + "\n")
-        # The parts its captions named (OpenClipScorer leaves phrases about other parts unscored) and how it was
-        # asked: bare captions, no "a photo of ..." template.
-        (tmp / TRAINED_VOCABULARY).write_text(json.dumps(
-            {"parts": sorted({r["part"] for r in traits}), "templates": ["{phrase}"],
-             "source": str(dataset_dir.resolve())}, indent=2) + "\n")
+        write_trained_vocabulary(tmp, traits, dataset_dir)
         k = max(1, min(20, len(losses) // 10))
         (tmp / "training.json").write_text(json.dumps(dict(
             config=config, steps=step, seconds=round(seconds, 2), device=str(dev),
@@ -425,9 +486,9 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
     return Path(out_dir)
 
 
-def _train(train: Crops, test: Crops, pos: torch.Tensor, captions: CaptionSet, pairs: list[dict],
+def _train(train: Crops, test: Crops, pos: torch.Tensor, values: torch.Tensor, captions: CaptionSet, pairs: list[dict],
            dev: torch.device, budget: float, max_steps: int | None, batch_size: int, lr: float,
-           rng: np.random.Generator, progress: bool) -> tuple:
+           value_weight: float, rng: np.random.Generator, progress: bool) -> tuple:
     """The training loop (time budget in seconds or max_steps); returns (model on CPU, losses, steps, seconds,
     held-out metrics)."""
     import open_clip
@@ -457,7 +518,9 @@ def _train(train: Crops, test: Crops, pos: torch.Tensor, captions: CaptionSet, p
         model.train()
         img = F.normalize(model.encode_image(_normalise(batch, dev)), dim=-1)
         txt = _encode_text(model, tokens)
-        loss = multi_positive_clip_loss(img, txt, pos[idx].to(dev), model.logit_scale.exp().clamp(max=100))
+        scale = model.logit_scale.exp().clamp(max=100)
+        loss = multi_positive_clip_loss(img, txt, pos[idx].to(dev), scale)
+        loss = loss + value_weight * value_loss(img, txt, values[idx].to(dev), captions.value_groups, scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

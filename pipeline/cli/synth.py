@@ -64,12 +64,14 @@ def tiny_clip(
     device: Annotated[str, typer.Option(help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkpoint folder.")] = False,
     report: Annotated[Path | None, typer.Option(help="Also write the evaluation report (JSON) here.")] = None,
+    value_weight: Annotated[float, typer.Option("--value-weight", min=0.0, help="Weight of the loss among the "
+                                                "values of a part (tail present vs absent); 0: CLIP loss only.")] = 1.0,
 ) -> None:
     """Train a tiny open_clip model on part crops and trait captions of a synthetic species dataset."""
     from evaluation.synthetic.tiny_clip import train_tiny_clip
 
     folder = train_tiny_clip(dataset, out, minutes=minutes, seed=seed, device=device, overwrite=overwrite,
-                             max_steps=max_steps)
+                             max_steps=max_steps, value_weight=value_weight)
     import json
 
     metrics = json.loads((folder / "training.json").read_text())

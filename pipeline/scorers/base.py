@@ -43,6 +43,10 @@ class Scorer(ABC):
         declares its parts; every other scorer judges every part)."""
         return True
 
+    def supports_trait(self, part: str, attribute: str) -> bool:
+        """True when this scorer can judge this attribute of this part (by default: whenever it judges the part)."""
+        return self.supports_part(part)
+
     @abstractmethod
     def score(self, crops: Sequence[Image.Image], phrases: Sequence[str]) -> torch.Tensor:
         """Float tensor [n_crops, n_phrases]; unsupported phrases score NaN."""

@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.device import resolve_device
 from pipeline.errors import ModelUnavailableError
-from pipeline.scorers.base import Scorer, flatten_rgba
+from pipeline.scorers.clip import ClipScorer
 
 
 def _features(out: object) -> torch.Tensor:
@@ -25,14 +24,10 @@ def _features(out: object) -> torch.Tensor:
     return out[0]  # type: ignore[index]
 
 
-class TransformersClipScorer(Scorer):
+class TransformersClipScorer(ClipScorer):
     """Scores phrases with a transformers CLIP-family model from a local folder or a cached hub id."""
 
     name = "hf"
-    batch_crops = True
-    context_crops = False  # True: part boxes with context instead of alpha-masked cut-outs
-    # describe() profiles: one square crop with context per layout piece (left / right wing), scores averaged
-    side_crops = True
 
     def __init__(self, model: str, device: str | torch.device = "auto", templates: Sequence[str] | None = None,
                  batch_size: int = 32) -> None:
@@ -59,47 +54,21 @@ class TransformersClipScorer(Scorer):
         self.templates = list(templates or TRAIT_TEMPLATES)
         self.batch_size = batch_size
         self._siglip = "siglip" in type(self.model).__name__.lower()
-        self._text_cache: dict[str, torch.Tensor] = {}
+        scale = getattr(self.model, "logit_scale", None)
+        if isinstance(scale, torch.Tensor):
+            self.logit_scale = float(scale.detach().exp())
 
     @property
     def spec(self) -> str:
         return f"hf:{self.model_id}"
 
-    @property
-    def cache_id(self) -> str:
-        import hashlib
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """Text features; SigLIP was trained on max_length padding, CLIP on padding to the longest prompt."""
+        inputs = self.processor(text=prompts, return_tensors="pt", truncation=True,
+                                padding="max_length" if self._siglip else True)
+        return _features(self.model.get_text_features(**{k: v.to(self.device) for k, v in inputs.items()}))
 
-        return f"{self.spec}|context={self.context_crops}|sides={self.side_crops}|templates={hashlib.sha1('|'.join(self.templates).encode()).hexdigest()[:10]}"
-
-    @torch.no_grad()
-    def text_embeddings(self, phrases: Sequence[str]) -> torch.Tensor:
-        """L2-normalised template-averaged text embeddings [n_phrases, D], cached per phrase."""
-        from prompts.templates import trait_prompts
-
-        missing = [p for p in dict.fromkeys(phrases) if p not in self._text_cache]
-        if missing:
-            prompts = [t for p in missing for t in trait_prompts(p, self.templates)]
-            # SigLIP was trained on max_length padding; CLIP on padding to the longest prompt.
-            inputs = self.processor(text=prompts, return_tensors="pt", truncation=True,
-                                    padding="max_length" if self._siglip else True)
-            inputs = {k: v.to(self.device) for k, v in inputs.items()}
-            emb = F.normalize(_features(self.model.get_text_features(**inputs)).float(), dim=-1)
-            emb = F.normalize(emb.view(len(missing), len(self.templates), -1).mean(1), dim=-1).cpu()
-            self._text_cache.update(zip(missing, emb, strict=False))
-        return torch.stack([self._text_cache[p] for p in phrases])
-
-    @torch.no_grad()
-    def image_embeddings(self, crops: Sequence[Image.Image]) -> torch.Tensor:
-        """L2-normalised image embeddings [n_crops, D], with the model's own processor."""
-        rows = []
-        for i in range(0, len(crops), self.batch_size):
-            batch = [flatten_rgba(c) for c in crops[i:i + self.batch_size]]
-            pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"].to(self.device)
-            rows.append(F.normalize(_features(self.model.get_image_features(pixel_values=pixels)).float(), dim=-1).cpu())
-        return torch.cat(rows)
-
-    def score(self, crops: Sequence[Image.Image], phrases: Sequence[str]) -> torch.Tensor:
-        """Cosine similarities [n_crops, n_phrases]."""
-        if not crops or not phrases:
-            return torch.zeros(len(crops), len(phrases))
-        return self.image_embeddings(crops) @ self.text_embeddings(phrases).t()
+    def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
+        """Image features, with the model's own processor."""
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device)
+        return _features(self.model.get_image_features(pixel_values=pixels))
