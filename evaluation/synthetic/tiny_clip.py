@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from evaluation.synthetic.io import atomic_dataset_dir
 from pipeline.errors import ConfigError, DatasetError
+from pipeline.scorers.clip import CROP_PADS
 from pipeline.scorers.openclip import TRAINED_VOCABULARY
 
 CROP_SIZE = 64
@@ -155,13 +156,13 @@ def build_captions(traits: list[dict], parts: list[str], hard_negatives: bool = 
         values.setdefault((part, attr), {}).setdefault(value, set()).update(captions[t] for t in variants)
         add(sp, WHOLE, [text], text)
     # Only where species differ: a softmax among one value has nothing to learn.
-    group_keys = [k for k, v in values.items() if len(v) > 1]
-    value_groups = [[sorted(ids) for ids in values[k].values()] for k in group_keys]
+    group_of = {k: g for g, k in enumerate(k for k, v in values.items() if len(v) > 1)}
+    value_groups = [[sorted(ids) for ids in values[k].values()] for k in group_of]
     value_targets: dict[tuple[str, str], list[tuple[int, int]]] = {}
     for sp, target, part, attr, value in shown_on:
-        if (part, attr) in group_keys:
-            g = group_keys.index((part, attr))
-            value_targets.setdefault((sp, target), []).append((g, list(values[(part, attr)]).index(value)))
+        if (part, attr) in group_of:
+            value_targets.setdefault((sp, target), []).append((group_of[(part, attr)],
+                                                               list(values[(part, attr)]).index(value)))
     for sp in dict.fromkeys(r["taxon"] for r in traits):  # ordered: caption ids must not depend on hashing
         add(sp, WHOLE, [sp, f"a photo of {sp}"], sp)
     if hard_negatives:
@@ -206,7 +207,6 @@ def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str]) -> list
     colours; a host wing with a sub-part's box for presence, e.g. a hindwing with where its tail is), labelled with
     the (host) part."""
     from pipeline.regions import PART_LAYOUTS, core_box
-    from pipeline.scorers.clip import CROP_PADS
     from pipeline.scoring import crop_part, side_pieces, square_crop
 
     layout = PART_LAYOUTS["butterfly"]
@@ -334,8 +334,8 @@ def value_loss(img: torch.Tensor, txt: torch.Tensor, targets: torch.Tensor, grou
         rows = targets[:, g] >= 0
         if not rows.any():
             continue
-        per_value = torch.stack([torch.logsumexp(logits[rows][:, ids], dim=1) - math.log(len(ids)) for ids in values],
-                                dim=1)
+        sub = logits[rows]
+        per_value = torch.stack([torch.logsumexp(sub[:, ids], dim=1) - math.log(len(ids)) for ids in values], dim=1)
         terms.append(F.cross_entropy(per_value, targets[rows, g], reduction="sum"))
     n = int((targets >= 0).sum())
     return torch.stack(terms).sum() / n if terms else logits.new_zeros(())
@@ -439,8 +439,6 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
     traits = _read_csv(dataset_dir / "traits.csv")
     pairs = _read_csv(dataset_dir / "pairs.csv")
     dev = resolve_device(device)
-    from pipeline.scorers.clip import CROP_PADS
-
     config = dict(dataset=str(dataset_dir.resolve()), minutes=float(minutes), seed=int(seed), max_steps=max_steps,
                   batch_size=int(batch_size), lr=float(lr), variants=int(variants), model_cfg=TINY_CLIP_CONFIG,
                   value_weight=float(value_weight), layout_pads=list(CROP_PADS))
