@@ -49,6 +49,21 @@ def test_layout_crops_are_cut_as_describe_cuts_them():
     assert parts.count("hindwing") == 2 * n  # no tail: the two crop keys give one extent per side
     assert all(c.shape == (tc.CROP_SIZE, tc.CROP_SIZE, 3) for _, c in crops)
     assert tc.layout_crops(Image.fromarray(rgb), np.zeros_like(labels), list(PARTS.values())) == []
+    # Laid on another outline (as describe() estimates it, here with a blob below the organism), the crops that
+    # reach down (a hindwing with its tail's box) are framed differently; the forewing band's are not.
+    blob = labels > 0
+    hind = np.isin(labels, [i for i, n in PARTS.items() if n == "hindwing"])
+    ys, xs = np.nonzero(hind)
+    x = int(np.percentile(xs[xs < np.median(np.nonzero(blob)[1])], 50))  # under the left hindwing
+    blob[ys.max():min(ys.max() + 12, blob.shape[0]), x:x + 3] = True  # thin, as a tail: the core box stays
+    default = tc.layout_crops(Image.fromarray(rgb), labels, list(PARTS.values()))
+    other = tc.layout_crops(Image.fromarray(rgb), labels, list(PARTS.values()), organism=blob)
+    parts_other = [p for p, _ in other]
+    # the left hindwing with its tail's box is now a crop of its own (3 framings), as for a tailed species
+    assert parts_other.count("hindwing") == parts.count("hindwing") + n
+    for name in ("forewing band", "body", "hindwing margin"):
+        assert all(np.array_equal(a, b) for a, b in zip([c for p, c in default if p == name],
+                                                       [c for p, c in other if p == name], strict=True))
 
 
 def test_captions_attach_absence_to_the_host_part(synthetic_species_dir):

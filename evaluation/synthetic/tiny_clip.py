@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from evaluation.synthetic.io import atomic_dataset_dir
 from pipeline.errors import ConfigError, DatasetError
+from pipeline.regions import organism_mask
 from pipeline.scorers.clip import CROP_PADS
 from pipeline.scorers.openclip import TRAINED_VOCABULARY
 
@@ -201,16 +202,17 @@ class Crops:
     parts: list[str]
 
 
-def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str]) -> list[tuple[str, np.ndarray]]:
+def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str],
+                 organism: np.ndarray | None = None) -> list[tuple[str, np.ndarray]]:
     """(part, crop) pairs cut exactly as describe() cuts them for CLIP scorers: the group's part layout laid on the
     organism, one square crop with context per side, for every crop key describe() uses (a part's own pieces for
     colours; a host wing with a sub-part's box for presence, e.g. a hindwing with where its tail is), labelled with
-    the (host) part."""
+    the (host) part. organism: the outline to lay the layout on (default: the true one, labels > 0)."""
     from pipeline.regions import PART_LAYOUTS, core_box
     from pipeline.scoring import crop_part, side_pieces, square_crop
 
     layout = PART_LAYOUTS["butterfly"]
-    organism = labels > 0
+    organism = labels > 0 if organism is None else organism
     if not organism.any():
         return []
     box = core_box(organism)
@@ -273,7 +275,12 @@ def extract_crops(dataset_dir: Path, split: str, part_names: dict[int, str], var
                 species.append(row["species"])
                 parts.append(WHOLE)
         if layout:
-            for name, crop in layout_crops(rgb, labels, list(part_names.values())):
+            # Laid on the true outline and on the one describe() estimates (pipeline.regions.organism_mask, here
+            # without a classifier's saliency): an estimate that takes in a background blob below a hindwing frames
+            # the crop as a tail would, and the model must learn that such a frame alone is no tail.
+            estimated = organism_mask(rgb)
+            outlines = [None] + ([estimated] if estimated is not None else [])
+            for name, crop in (c for o in outlines for c in layout_crops(rgb, labels, list(part_names.values()), o)):
                 images.append(crop)
                 species.append(row["species"])
                 parts.append(name)
