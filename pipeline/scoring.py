@@ -226,18 +226,23 @@ def confidence_of(effect: float) -> str:
 MIN_SHOWN = 0.1
 
 
-def shown_floor(scorer: Scorer) -> float | None:
-    """The score from which a phrase's value counts as shown, for scorers whose scores are value probabilities
-    (log MIN_SHOWN for log-probabilities, MIN_SHOWN for probabilities); None for other scorers."""
+def _probability_as_score(scorer: Scorer, p: float) -> float | None:
+    """Probability p on the scorer's score scale (log p for log-probabilities, p for probabilities); None for
+    scorers whose scores are not value probabilities."""
     mode = getattr(scorer, "value_scores", None)
-    return float(np.log(MIN_SHOWN)) if mode == "logprob" else (MIN_SHOWN if mode == "prob" else None)
+    return float(np.log(p)) if mode == "logprob" else (p if mode == "prob" else None)
+
+
+def shown_floor(scorer: Scorer) -> float | None:
+    """The score from which a phrase's value counts as shown (probability MIN_SHOWN), for scorers whose scores
+    are value probabilities; None for other scorers."""
+    return _probability_as_score(scorer, MIN_SHOWN)
 
 
 def absent_threshold(scorer: Scorer) -> float | None:
     """The presence score under which a part counts as absent (P(present) < 0.5 among present / absent), for
     scorers whose scores are value probabilities; None for other scorers."""
-    mode = getattr(scorer, "value_scores", None)
-    return float(np.log(0.5)) if mode == "logprob" else (0.5 if mode == "prob" else None)
+    return _probability_as_score(scorer, 0.5)
 
 
 def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np.ndarray, regions: np.ndarray,
