@@ -35,7 +35,11 @@ from pipeline.errors import ConfigError, DatasetError, UnknownSpeciesError
 # +1: higher is better, -1: lower is better. Names are the per-image CSV columns.
 GT_FREE = {"rd@5": 1, "rd@10": 1, "deletion": -1, "insertion": 1, "morf": -1, "lerf": 1, "road": 1,
            "avg_drop": -1, "increase": 1, "coherency": 1, "complexity": -1, "adcc": 1, "arcc": 1}
-GROUND_TRUTH = {"mass_iou": 1, "pointing": 1, "roc_auc": 1, "part_mass_iou": 1, "part_pointing": 1}
+GROUND_TRUTH = {"mass_iou": 1, "pointing": 1, "roc_auc": 1, "part_mass_iou": 1, "part_pointing": 1,
+                "part_pointing_exact": 1}
+# Pointing game as Zhang et al. (ECCV 2016) play it: a hit within 15 px of the part at 224 px (scaled with the
+# input size); `part_pointing_exact` is the strict variant (the maximum inside the part itself).
+POINTING_TOLERANCE_AT_224 = 15
 DIRECTION = {**GT_FREE, **GROUND_TRUTH}
 METRIC_SETS = {
     # fast: a few forward passes per image and method (Leeds on 2 CPU cores in minutes)
@@ -45,7 +49,7 @@ METRIC_SETS = {
              "coherency", "complexity", "adcc", "arcc"),
 }
 CAM_METHODS = ("gradcam", "gradcam++", "layercam", "finer", "finer-layercam", "finer-gradcam++", "refinecam",
-               "finer-refinecam")
+               "finer-refinecam", "refine-gradcam", "finer-refine-gradcam", "refine-layercam", "finer-refine-layercam")
 SCORECAM_METHODS = ("scorecam", "finer-scorecam")
 BASELINE_METHODS = ("random", "random-smooth", "ones", "constant", "centre")
 LEEDS_METHODS = ("gradcam", "finer", "layercam", "finer-layercam")
@@ -205,7 +209,7 @@ class MapMaker:
             # The re-run for Coherency draws a fresh random map: random maps are not self-consistent.
             return baselines.baseline_maps(self.method, n, h, w, seed=self.seed * 100_003 + 2 * batch_no + again)
         kwargs = {"target": target.tolist(), "method": self.method, "gamma": self.gamma}
-        if self.layer is not None and not self.method.endswith("refinecam"):
+        if self.layer is not None and not _is_refine(self.method):
             kwargs["layer"] = self.layer
         if contrast is not None:
             kwargs["contrast"] = contrast.tolist()
@@ -220,6 +224,10 @@ class MapMaker:
             if any(r is None for r in self.last_references):
                 self.last_references = None
         return torch.as_tensor(res.maps).detach().float().cpu()
+
+
+def _is_refine(method: str) -> bool:
+    return method.endswith("refinecam") or "refine-" in method
 
 
 def _engine():
@@ -275,7 +283,9 @@ def batch_metrics(classifier, x: torch.Tensor, maps: torch.Tensor, target: torch
         nan = torch.full((len(maps),), float("nan"))
         # An image whose differing part is absent (e.g. the tail-less sibling) or occluded has no part ground truth.
         out["part_mass_iou"] = torch.where(has_part, cm.mass_iou(maps, part_masks).cpu(), nan)
-        out["part_pointing"] = torch.where(has_part, cm.pointing_game(maps, part_masks).cpu(), nan)
+        tol = round(POINTING_TOLERANCE_AT_224 * maps.shape[-2] / 224)
+        out["part_pointing"] = torch.where(has_part, cm.pointing_game(maps, part_masks, tolerance=tol).cpu(), nan)
+        out["part_pointing_exact"] = torch.where(has_part, cm.pointing_game(maps, part_masks).cpu(), nan)
     return {k: v.detach().float().cpu() for k, v in out.items() if k in want or k in GROUND_TRUTH}
 
 
@@ -332,7 +342,7 @@ def pair_table(by_pair: pd.DataFrame, metrics: Sequence[str], digits: int = 3) -
     return "\n".join(lines)
 
 
-PAIRED_METRICS = ("part_mass_iou", "part_pointing", "mass_iou", "pointing", "rd@5", "rd@10")
+PAIRED_METRICS = ("part_mass_iou", "part_pointing", "part_pointing_exact", "mass_iou", "pointing", "rd@5", "rd@10")
 CLEAR_CHANGE = 0.10  # a paired difference of at least 10 % of the plain method's mean counts as clear
 
 
@@ -343,23 +353,25 @@ def finer_base(method: str) -> str | None:
     return method[len("finer-"):] if method.startswith("finer-") else None
 
 
-def paired_comparison(per_image: pd.DataFrame, metrics: Sequence[str] = PAIRED_METRICS) -> pd.DataFrame:
+def paired_comparison(per_image: pd.DataFrame, metrics: Sequence[str] = PAIRED_METRICS,
+                      pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
     """Each Finer variant against its plain method on the same images: the per-image difference (Finer minus plain,
     mean and 95 % t-interval), the ratio of means, the share of images where Finer is better, a Wilcoxon signed-rank
     p-value, and a verdict: 'finer better' when the whole interval lies on the better side and the mean difference
     is at least CLEAR_CHANGE of the plain method's mean ('finer slightly better' when it is smaller).
 
     Paired, because both maps explain the same image: image-to-image spread (part size, pose) cancels out, so a
-    real but small effect is not hidden by the overlapping intervals of the two unpaired means."""
+    real but small effect is not hidden by the overlapping intervals of the two unpaired means. `pairs` names
+    other (method, base) pairs to compare, e.g. a multi-layer Finer map against last-layer Grad-CAM."""
     from scipy.stats import t as student_t
     from scipy.stats import wilcoxon
 
     rows = []
     methods = list(dict.fromkeys(per_image["method"]))
     keys = ["image", "contrast_species"] if "contrast_species" in per_image else ["image"]
-    for method in methods:
-        base = finer_base(method)
-        if base not in methods:
+    chosen = pairs if pairs is not None else [(m, finer_base(m)) for m in methods]
+    for method, base in chosen:
+        if method not in methods or base not in methods:
             continue
         a = per_image[per_image["method"] == method].copy()
         b = per_image[per_image["method"] == base].copy()

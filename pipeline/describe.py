@@ -307,7 +307,7 @@ class Pipeline:
     # -- the five stages -----------------------------------------------------------------------------------
     def describe(self, image: Any, contrast_species: Any, target_species: Any = None, top_k: int = 5) -> DescribeResult:
         """Describe how the pictured species differs from contrast_species (see the module docstring)."""
-        from pipeline.cam import CamRequest, explain_many
+        from pipeline.cam import CamRequest, default_method, explain_many
         from pipeline.images import load_image
         from pipeline.regions import extract_regions, organism_mask
         from pipeline.scoring import (
@@ -343,10 +343,13 @@ class Pipeline:
                              f" ({float(probs[pred]):.2f}).")
 
         # 1. Maps: plain Grad-CAM and Finer-CAM both ways, from one pass of the CAM engine.
+        # The Finer maps use the model card's measured default (multi-layer heads: sharp, local maps); the plain
+        # Grad-CAM stays at the last layer, where it marks the whole organism for the outline.
+        finer_method = default_method(clf)
         cams = explain_many(clf, img, [
             CamRequest(method="gradcam", target=t_idx),
-            CamRequest(method="finer", target=t_idx, contrast=c_idx, gamma=self.gamma),
-            CamRequest(method="finer", target=c_idx, contrast=t_idx, gamma=self.gamma)])
+            CamRequest(method=finer_method, target=t_idx, contrast=c_idx, gamma=self.gamma),
+            CamRequest(method=finer_method, target=c_idx, contrast=t_idx, gamma=self.gamma)])
         maps = {name: r.maps[0].numpy().astype(np.float32) for name, r in zip(("gradcam", "finer", "finer_reverse"), cams, strict=False)}
 
         # 2. Regions of the target-vs-contrast map, and where the organism is.

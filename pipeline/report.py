@@ -13,9 +13,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
-MAP_TITLES = {"gradcam": "Grad-CAM (target)", "finer": "Finer-CAM: target vs contrast",
+from pipeline.cam.render import outline, overlay
+
+MAP_TITLES = {"gradcam": "Grad-CAM (target)", "finer": "Finer-CAM: target vs contrast (outlined: at least half its peak)",
               "finer_reverse": "Finer-CAM: contrast vs target"}
 BOX_COLOURS = [(255, 215, 0), (0, 200, 255), (255, 80, 200), (120, 255, 120), (255, 140, 0)]
 
@@ -26,22 +29,6 @@ def _png_b64(img: Image.Image, max_side: int = 480) -> str:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def heat_overlay(image: Image.Image, cam: np.ndarray, alpha: float = 0.5) -> Image.Image:
-    """The photo with a map drawn over it (matplotlib's 'jet' colours when available, else red)."""
-    cam = np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float32)), 0, 1)
-    cam_img = Image.fromarray((cam * 255).astype(np.uint8)).resize(image.size, Image.BILINEAR)
-    c = np.asarray(cam_img, dtype=np.float32) / 255.0
-    try:
-        from matplotlib import colormaps
-
-        colour = colormaps["jet"](c)[..., :3]
-    except Exception:  # noqa: BLE001 - matplotlib is optional
-        colour = np.stack([c, np.zeros_like(c), 1 - c], -1)
-    base = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    out = (1 - alpha) * base + alpha * colour
-    return Image.fromarray((np.clip(out, 0, 1) * 255).astype(np.uint8))
 
 
 def draw_boxes(image: Image.Image, regions: list) -> Image.Image:
@@ -69,7 +56,7 @@ def render_html(result, title: str | None = None) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
              "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}"
              "figure{display:inline-block;margin:0 1em 1em 0;vertical-align:top}"
-             "figure img{max-width:320px;border:1px solid #ccc}figcaption{font-size:.85em;color:#555}"
+             "figure img{max-width:640px;border:1px solid #ccc}figcaption{font-size:.85em;color:#555}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:.9em}"
              "th{background:#f3f3f3}.para{font-size:1.1em;line-height:1.5;background:#f8f8f0;padding:1em}"
              ".warn{color:#a60}.confirmed{color:#070}.contradicted{color:#b00}.new{color:#666}"
@@ -83,8 +70,13 @@ def render_html(result, title: str | None = None) -> str:
     if image is not None:
         parts.append("<h2>Photo and maps</h2><div>")
         parts.append(_figure(draw_boxes(image, result.regions), "photo with regions"))
+        method = result.provenance.get("cam_method", "finer")
         for name, cam in result.maps.items():
-            parts.append(_figure(heat_overlay(image, cam), MAP_TITLES.get(name, name)))
+            # Maps are shown at the photo's resolution (up to 640 px); Finer maps with the differing region outlined.
+            cam = torch.as_tensor(np.asarray(cam, dtype=np.float32))
+            shown = overlay(image, cam) if name == "gradcam" else outline(overlay(image, cam), cam)
+            caption = MAP_TITLES.get(name, name) + ("" if name == "gradcam" else f" [{method}]")
+            parts.append(_figure(shown, caption, 640))
         parts.append("</div>")
     if result.regions:
         parts.append("<h2>Regions (Finer-CAM, target vs contrast)</h2><div>")

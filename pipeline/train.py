@@ -19,13 +19,19 @@ from tqdm.auto import tqdm
 
 from pipeline.datasets import LabelledImages, read_dataset
 from pipeline.device import resolve_device
-from pipeline.errors import BadImageError, DatasetError
-from pipeline.models.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
-from pipeline.models.classifier import LinearProbeClassifier
+from pipeline.errors import BadImageError, ConfigError, DatasetError
+from pipeline.models.backbones import DEFAULT_BACKBONE, Backbone, create_backbone, default_taps
+from pipeline.models.classifier import LinearProbeClassifier, pooled_features
 from pipeline.models.io import save_classifier, write_json_atomic
 from pipeline.models.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
+HEADS = ("multilayer", "pooled")
+# The CAM method each head's maps use by default, chosen by evaluation.benchmarks.cam_candidates (numbers in
+# docs/benchmarks.md): Finer over Layer-CAM maps of the taps, combined RefineCAM-style, for multilayer heads;
+# plain Finer-CAM at the last layer for pooled heads (no candidate there localises the differing part).
+DEFAULT_CAM = {"multilayer": {"method": "finer-refine-layercam", "gamma": 0.6},
+               "pooled": {"method": "finer", "gamma": 0.6}}  # multilayer: a hypercolumn probe whose maps are local (docs/cam.md)
 CACHE_EVERY = 8  # batches between cache checkpoints: an interrupted extraction loses at most this much work
 
 
@@ -52,10 +58,12 @@ def _image_key(path: str) -> str:
 class FeatureCache:
     """Pooled features per image file, keyed by path+size+mtime, for one backbone + preprocessing."""
 
-    def __init__(self, folder: Path | None, backbone: Backbone) -> None:
+    def __init__(self, folder: Path | None, backbone: Backbone, taps: list[str] | None = None) -> None:
         """Open (or start) the cache in folder; folder None keeps features in memory only."""
-        ident = json.dumps({"arch": backbone.arch, "weights": backbone.weights,
-                            "preprocess": backbone.preprocess.to_dict()}, sort_keys=True)
+        ident = {"arch": backbone.arch, "weights": backbone.weights, "preprocess": backbone.preprocess.to_dict()}
+        if taps:  # pooled-only caches keep their old key, so existing caches stay valid
+            ident["taps"] = list(taps)
+        ident = json.dumps(ident, sort_keys=True)
         digest = hashlib.sha1(ident.encode()).hexdigest()[:16]
         self.tensor_path = folder / f"features-{digest}.safetensors" if folder else None
         self.index_path = folder / f"features-{digest}.json" if folder else None
@@ -100,8 +108,10 @@ class _ImageSet(torch.utils.data.Dataset):
 
 @torch.inference_mode()
 def extract_features(backbone: Backbone, paths: list[str], device: torch.device, cache: FeatureCache | None = None,
-                     batch_size: int = 32, workers: int = 0) -> tuple[torch.Tensor, list[bool], dict[str, str]]:
-    """Pooled features [N, D] for image files (zeros where unreadable), a per-image ok flag and failure reasons."""
+                     batch_size: int = 32, workers: int = 0, taps: list[str] | None = None,
+                     ) -> tuple[torch.Tensor, list[bool], dict[str, str]]:
+    """Pooled features [N, D] for image files (zeros where unreadable), a per-image ok flag and failure reasons;
+    with taps, the pooled outputs of those backbone modules, concatenated."""
     keys = [_image_key(p) for p in paths]
     cache = cache or FeatureCache(None, backbone)
     todo = [i for i, k in enumerate(keys) if k not in cache.features and k not in cache.failed]
@@ -110,7 +120,7 @@ def extract_features(backbone: Backbone, paths: list[str], device: torch.device,
         loader = torch.utils.data.DataLoader(_ImageSet([paths[i] for i in todo], backbone.preprocess),
                                              batch_size=batch_size, num_workers=workers)
         for b, (x, idx, errors) in enumerate(tqdm(loader, desc="Extracting features", unit="batch")):
-            feats = model(x.to(device)).float().cpu()
+            feats = pooled_features(model, taps or [], x.to(device)).float().cpu()
             for j, i in enumerate(idx.tolist()):
                 key = keys[todo[i]]
                 if errors[j]:
@@ -121,7 +131,7 @@ def extract_features(backbone: Backbone, paths: list[str], device: torch.device,
                 cache.save()
         cache.save()
     ok = [k in cache.features for k in keys]
-    dim = backbone.num_features
+    dim = next(iter(cache.features.values())).shape[0] if cache.features else backbone.num_features
     out = torch.stack([cache.features[k] if k in cache.features else torch.zeros(dim) for k in keys]) if keys \
         else torch.zeros(0, dim)
     failures = {paths[i]: cache.failed[k] for i, k in enumerate(keys) if k in cache.failed}
@@ -172,15 +182,24 @@ def per_species_summary(species: list[str], labels: torch.Tensor, predicted: tor
 def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | None = None,
                      backbone: str = DEFAULT_BACKBONE, epochs: int = 300, device: str = "auto",
                      image_size: int | None = None, seed: int = 0, batch_size: int = 32, weights: str = "default",
-                     lr: float = 1e-2, workers: int = 0) -> TrainReport:
-    """Train a linear-probe classifier on labelled photos and save it to `out` (a model folder)."""
+                     lr: float = 1e-2, workers: int = 0, head: str = "multilayer",
+                     taps: list[str] | None = None) -> TrainReport:
+    """Train a linear-probe classifier on labelled photos and save it to `out` (a model folder).
+
+    head 'multilayer' (default) reads the pooled outputs of several stages (`taps`, default: strides 8, 16, 32),
+    so Finer-CAM can localise the differing part; 'pooled' reads only the final pooled features."""
+    if head not in HEADS:
+        raise ConfigError(f"Unknown head {head!r}.", f"Use one of: {', '.join(HEADS)}.")
     start = time.perf_counter()
     dev = resolve_device(device)
     dataset = read_dataset(data, manifest, seed=seed)
     bb = create_backbone(backbone, weights=weights, image_size=image_size)
+    taps = list(taps or default_taps(bb.model)) if head == "multilayer" else []
+    if head == "multilayer" and not taps:
+        log.warning("Backbone %s has no convolutional stages to tap; training a pooled head instead.", bb.name)
     out = Path(out)
-    cache = FeatureCache(out / ".cache", bb)
-    feats, ok, failures = extract_features(bb, list(dataset.frame["path"]), dev, cache, batch_size, workers)
+    cache = FeatureCache(out / ".cache", bb, taps)
+    feats, ok, failures = extract_features(bb, list(dataset.frame["path"]), dev, cache, batch_size, workers, taps)
     skipped = dataset.skipped + [(p, f"unreadable image: {why}") for p, why in failures.items()]
     for p, why in failures.items():
         log.warning("Skipped unreadable image %s: %s", p, why)
@@ -194,18 +213,21 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     is_train = torch.tensor((frame["split"] == "train").to_numpy())
     if not is_train.any():
         raise DatasetError("The training split is empty.", "Mark some rows split=train, or drop the split column.")
-    head = fit_linear_head(feats[is_train].to(dev), labels[is_train].to(dev), len(species), epochs, lr, seed=seed)
+    fitted = fit_linear_head(feats[is_train].to(dev), labels[is_train].to(dev), len(species), epochs, lr, seed=seed)
     with torch.no_grad():
-        predicted = head(feats).argmax(-1)
+        predicted = fitted(feats).argmax(-1)
     test = ~is_train
     accuracy = float((predicted[test] == labels[test]).float().mean()) if test.any() else None
     summary = per_species_summary(species, labels[test], predicted[test])
     commons = LabelledImages(frame, dataset.source).common_names()
-    clf = LinearProbeClassifier(bb.model, head, species, commons, bb.preprocess)
+    clf = LinearProbeClassifier(bb.model, fitted, species, commons, bb.preprocess, taps, _tap_channels(bb, taps))
     seconds = time.perf_counter() - start
     card = {
         "backbone": {"name": bb.name, "arch": bb.arch, "weights": bb.weights, "image_size": image_size,
                      "num_features": bb.num_features},
+        "head": {"type": "multilayer" if taps else "pooled", "taps": taps, "tap_channels": clf.tap_channels},
+        "cam": {**DEFAULT_CAM["multilayer" if taps else "pooled"],
+                "chosen_by": "python -m evaluation.benchmarks.cam_candidates (docs/benchmarks.md)"},
         "training": {"data": dataset.source, "n_train": int(is_train.sum()), "n_test": int(test.sum()),
                      "n_skipped": len(skipped), "epochs": epochs, "lr": lr, "seed": seed, "device": str(dev),
                      "seconds": round(seconds, 1), "images_per_species": frame["species"].value_counts().to_dict()},
@@ -220,6 +242,15 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
         _write_table(out / "skipped.csv", pd.DataFrame(skipped, columns=["path", "reason"]))
     return TrainReport(model_dir=out, accuracy=accuracy, n_train=int(is_train.sum()), n_test=int(test.sum()),
                        n_skipped=len(skipped), seconds=seconds, species=species, per_species=summary, skipped=skipped)
+
+
+def _tap_channels(bb: Backbone, taps: list[str]) -> list[int]:
+    """Channels of each tapped module's output, read off one small forward pass."""
+    if not taps:
+        return []
+    probe = torch.zeros(1, 3, *bb.preprocess.size, device=next(bb.model.parameters()).device)
+    with torch.no_grad():
+        return [pooled_features(bb.model, [t], probe).shape[1] for t in taps]
 
 
 def _confusion(species: list[str], labels: torch.Tensor, predicted: torch.Tensor) -> pd.DataFrame:

@@ -30,6 +30,19 @@ def tiny_cnn(seed: int = 0) -> LinearProbeClassifier:
     return LinearProbeClassifier(bb.model, _head(bb.num_features, 4.0, seed), SPECIES, COMMON, pre).eval()
 
 
+def tiny_multilayer(seed: int = 0) -> LinearProbeClassifier:
+    """resnet10t (random weights) + a linear head on the pooled outputs of layer2, layer3 and layer4."""
+    from pipeline.models.classifier import pooled_features
+
+    torch.manual_seed(seed)
+    bb = create_backbone("resnet10t", weights="random")
+    taps = ["layer2", "layer3", "layer4"]
+    with torch.no_grad():
+        channels = [pooled_features(bb.model, [t], torch.zeros(1, 3, 64, 64)).shape[1] for t in taps]
+    head = _head(sum(channels), 4.0, seed)
+    return LinearProbeClassifier(bb.model, head, SPECIES, COMMON, Preprocess(size=(64, 64)), taps, channels).eval()
+
+
 def tiny_vit(seed: int = 0, img_size: tuple[int, int] = (32, 48)) -> LinearProbeClassifier:
     """A 2-block ViT on a non-square 4x6 patch grid (random weights) + a linear head."""
     from timm.models.vision_transformer import VisionTransformer

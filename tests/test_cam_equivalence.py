@@ -7,7 +7,7 @@ import functools
 import numpy as np
 import pytest
 import torch
-from cam_helpers import images, tiny_cnn, tiny_vit, unfrozen
+from cam_helpers import images, tiny_cnn, tiny_multilayer, tiny_vit, unfrozen
 
 from pipeline.cam import explain
 from pipeline.cam.reshape import GridReshape, token_layout
@@ -23,13 +23,15 @@ SETUPS = {
     "cnn": (tiny_cnn, "backbone.layer1", ["backbone.act1"]),
     "cnn-fast": (tiny_cnn, "backbone.layer4", ["backbone.layer3", "backbone.layer2"]),
     "vit": (tiny_vit, "backbone.blocks.1.norm1", ["backbone.blocks.0.norm1"]),
+    # A multi-layer probe: its deepest tap takes the fast path, the shallower taps the backward pass.
+    "cnn-multilayer": (tiny_multilayer, "backbone.layer4", ["backbone.layer3", "backbone.layer2"]),
 }
 TARGETS = [0, 1, 2]
 CONTRASTS = [[1, 2], [0, 3], [4, 1]]
 
 
 # Score-CAM has no fast path, and 512 masked passes per image on layer4 would only slow the suite down.
-CASES = [(name, m) for name in SETUPS for m in BASES if not (name == "cnn-fast" and m == "scorecam")]
+CASES = [(name, m) for name in SETUPS for m in BASES if not (name in ("cnn-fast", "cnn-multilayer") and m == "scorecam")]
 
 
 @functools.cache
@@ -106,4 +108,34 @@ def test_fast_path_equals_gradient_path():
         fast = explain(clf, x, method=method, layer="backbone.layer4")
         slow = explain(clf, x, method=method, layer="backbone.layer4", fast=False)
         assert torch.allclose(fast.raw, slow.raw, atol=1e-6, rtol=1e-4)
+        assert (fast.maps - slow.maps).abs().max() < TOL
+
+
+@pytest.mark.parametrize("base", ["gradcam", "layercam"])
+def test_refine_with_other_bases_matches(base):
+    setup = _setup("cnn-multilayer")
+    clf, x, *_ = setup
+    ours = explain(clf, x, target=TARGETS, method=f"refine-{base}")  # layers: the probe's taps, deep to shallow
+    assert ours.layers == ["backbone.layer4", "backbone.layer3", "backbone.layer2"]
+    ref = _theirs(gc.RefineCAM, setup, [ClassifierOutputTarget(t) for t in TARGETS], layers=ours.layers,
+                  base_method=BASES[base])
+    assert np.abs(ours.maps.numpy() - ref).max() < TOL
+
+
+def test_finer_refine_layercam_matches_finer_cam_per_layer():
+    """Finer on top of RefineCAM: the Finer score is explained at every tap, then the maps are combined."""
+    setup = _setup("cnn-multilayer")
+    clf, x, *_ = setup
+    ours = explain(clf, x, target=TARGETS, contrast=[1, 0, 4], method="finer-refine-layercam", gamma=0.6)
+    targets = [FinerWeightedTarget(t, [c], 0.6) for t, c in zip(TARGETS, [1, 0, 4], strict=True)]
+    ref = _theirs(gc.RefineCAM, setup, targets, layers=ours.layers, base_method=BASES["layercam"])
+    assert np.abs(ours.maps.numpy() - ref).max() < TOL
+
+
+def test_multilayer_fast_path_only_at_the_deepest_tap():
+    clf = tiny_multilayer()
+    x = images(2, clf.preprocess.size)
+    for layer in ("backbone.layer4", "backbone.layer2"):
+        fast = explain(clf, x, method="finer", contrast=1, layer=layer)
+        slow = explain(clf, x, method="finer", contrast=1, layer=layer, fast=False)
         assert (fast.maps - slow.maps).abs().max() < TOL

@@ -2,6 +2,9 @@
 
 python -m evaluation.benchmarks.cam_speed [--quick] [--images N] [--device cpu]
 
+Each CNN runs twice: with a pooled head (Finer-CAM at the last layer) and with the default multi-layer head
+(Finer over Layer-CAM at the three taps, combined RefineCAM-style; grad-cam: RefineCAM with a LayerCAM base).
+
 Random weights (timing only). Ours: one explain_many call; theirs: grad-cam 1.5.7 as documented, one batched
 call per map type (GradCAM, FinerCAM with FinerWeightedTarget twice). Everything runs in this one process, so
 the ratios are comparable even on a loaded machine."""
@@ -19,16 +22,19 @@ from torch import nn
 from pipeline.cam import CamRequest, explain_many
 from pipeline.cam.reshape import GridReshape, token_layout
 from pipeline.models import LinearProbeClassifier, create_backbone
+from pipeline.models.backbones import default_taps
 
 NUM_CLASSES = 10
 
 
-def _classifier(arch: str, device: str) -> LinearProbeClassifier:
+def _classifier(arch: str, device: str, multilayer: bool = False) -> LinearProbeClassifier:
     torch.manual_seed(0)
     bb = create_backbone(arch, weights="random")
-    head = nn.Linear(bb.num_features, NUM_CLASSES)
     names = [f"Species {i}" for i in range(NUM_CLASSES)]
-    return LinearProbeClassifier(bb.model, head, names, None, bb.preprocess).to(device).eval()
+    taps = default_taps(bb.model) if multilayer else []
+    channels = [int(f["num_chs"]) for t in taps for f in bb.model.feature_info if f["module"] == t]
+    head = nn.Linear(sum(channels) if taps else bb.num_features, NUM_CLASSES)
+    return LinearProbeClassifier(bb.model, head, names, None, bb.preprocess, taps, channels).to(device).eval()
 
 
 def _timed(fn, repeats: int) -> tuple[float, object]:
@@ -40,20 +46,22 @@ def _timed(fn, repeats: int) -> tuple[float, object]:
     return best, out
 
 
-def bench(arch: str, n: int, device: str, repeats: int, their_repeats: int, fast_off: bool) -> list[dict]:
+def bench(arch: str, n: int, device: str, repeats: int, their_repeats: int, fast_off: bool,
+          multilayer: bool = False) -> list[dict]:
     """Rows of timings (seconds per image) for one architecture."""
-    from pytorch_grad_cam import FinerCAM, GradCAM
+    from pytorch_grad_cam import FinerCAM, GradCAM, LayerCAM, RefineCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, FinerWeightedTarget
 
-    clf = _classifier(arch, device)
+    clf = _classifier(arch, device, multilayer)
+    finer = "finer-refine-layercam" if multilayer else "finer"
     x = torch.randn(n, 3, 224, 224, device=device)
     layer = clf.default_cam_layer()
     with torch.no_grad():
         logits = clf(x)
     top2 = logits.topk(2, dim=1).indices.cpu()
     a, b = top2[:, 0].tolist(), top2[:, 1].tolist()
-    reqs = [CamRequest("gradcam", target=a), CamRequest("finer", target=a, contrast=b),
-            CamRequest("finer", target=b, contrast=a)]
+    reqs = [CamRequest("gradcam", target=a), CamRequest(finer, target=a, contrast=b),
+            CamRequest(finer, target=b, contrast=a)]
 
     def forward():
         with torch.no_grad():
@@ -72,6 +80,14 @@ def bench(arch: str, n: int, device: str, repeats: int, their_repeats: int, fast
         maps = []
         with GradCAM(theirs_model, target_layer, reshape_transform=reshape) as cam:
             maps.append(cam(x, [ClassifierOutputTarget(t) for t in a]))
+        if multilayer:  # Finer targets explained at every tap by a LayerCAM base, combined as RefineCAM does
+            mods = dict(theirs_model.named_modules())
+            cam = RefineCAM(theirs_model, [mods[ly] for ly in clf.cam_layers()], base_method=LayerCAM)
+            maps.append(cam(x, [FinerWeightedTarget(t, [c], 0.6) for t, c in zip(a, b, strict=True)]))
+            maps.append(cam(x, [FinerWeightedTarget(t, [c], 0.6) for t, c in zip(b, a, strict=True)]))
+            for base in cam.base_cam_per_layer:
+                base.activations_and_grads.release()
+            return maps
         with FinerCAM(theirs_model, target_layer, reshape_transform=reshape) as cam:
             maps.append(cam(x, [FinerWeightedTarget(t, [c], 0.6) for t, c in zip(a, b, strict=True)]))
             maps.append(cam(x, [FinerWeightedTarget(t, [c], 0.6) for t, c in zip(b, a, strict=True)]))
@@ -93,7 +109,8 @@ def bench(arch: str, n: int, device: str, repeats: int, their_repeats: int, fast
     for label, _ in paths:
         t_ours, our_maps = best[label], outs[label]
         diff = max(float(np.abs(o.maps.numpy() - t).max()) for o, t in zip(our_maps, their_maps, strict=True))
-        rows.append(dict(model=arch, path=label, layer=layer, ours=t_ours / n, theirs=t_theirs / n,
+        rows.append(dict(model=arch + (" multilayer" if multilayer else ""), path=label, layer=layer,
+                         ours=t_ours / n, theirs=t_theirs / n,
                          forward=t_fwd / n, max_diff=diff))
     return rows
 
@@ -116,8 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     header = f"{'model':24s} {'path':20s} {'ours ms/img':>11s} {'grad-cam ms/img':>15s} {'ours/theirs':>11s} " \
              f"{'fwd ms/img':>10s} {'ours/fwd':>8s} {'max|diff|':>9s}"
     print(header)
-    for arch in args.models.split(","):
-        for r in bench(arch, n, args.device, args.repeats, args.their_repeats, fast_off="efficientnet" in arch):
+    runs = [(arch, ml) for arch in args.models.split(",") for ml in ((False, True) if "vit" not in arch else (False,))]
+    for arch, ml in runs:
+        for r in bench(arch, n, args.device, args.repeats, args.their_repeats, fast_off="efficientnet" in arch,
+                       multilayer=ml):
             print(f"{r['model']:24s} {r['path']:20s} {r['ours'] * 1e3:11.1f} {r['theirs'] * 1e3:15.1f} "
                   f"{r['ours'] / r['theirs']:11.3f} {r['forward'] * 1e3:10.1f} {r['ours'] / r['forward']:8.2f} "
                   f"{r['max_diff']:9.1e}", flush=True)

@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from pipeline.cam.engine import CamRequest, CamResult, run
+from pipeline.cam.engine import CamRequest, CamResult, parse_method, run
 from pipeline.errors import ConfigError
 from pipeline.models.classifier import Classifier
+
+
+FALLBACK_METHOD = "finer"  # models trained before the card recorded a measured default (pooled heads)
+
+
+def default_method(classifier: Classifier) -> str:
+    """The Finer method this model's card names as its measured default (`cam.method`), else plain Finer-CAM."""
+    return str((getattr(classifier, "card", None) or {}).get("cam", {}).get("method") or FALLBACK_METHOD)
+
+
+def plain_method(method: str) -> str:
+    """The plain method a Finer method contrasts with ('finer' -> 'gradcam', 'finer-X' -> 'X')."""
+    name = parse_method(method)[0]
+    return "gradcam" if name == "finer" else name.removeprefix("finer-")
 
 
 def _check(classifier) -> None:

@@ -17,8 +17,12 @@ from pipeline.cam.reshape import to_grid, token_layout
 from pipeline.errors import ConfigError
 
 BASES = ("gradcam", "gradcam++", "layercam", "scorecam")
+# RefineCAM combines one base method over several layers: 'refinecam' uses Grad-CAM++ (the paper's default),
+# 'refine-<base>' names another base ('refine-layercam' is the multi-layer probe's measured default).
+REFINE_BASES = ("gradcam", "gradcam++", "layercam")
 METHOD_NAMES = ("gradcam", "gradcam++", "layercam", "scorecam", "finer", "finer-gradcam", "finer-gradcam++",
-                "finer-layercam", "finer-scorecam", "refinecam", "finer-refinecam", "random")
+                "finer-layercam", "finer-scorecam", "refinecam", "finer-refinecam",
+                *(f"{f}refine-{b}" for f in ("", "finer-") for b in REFINE_BASES), "random")
 _ALIASES = {"grad-cam": "gradcam", "grad-cam++": "gradcam++", "gradcampp": "gradcam++", "layer-cam": "layercam",
             "score-cam": "scorecam", "finercam": "finer", "finer-cam": "finer", "refine-cam": "refinecam"}
 
@@ -73,6 +77,8 @@ def parse_method(method: str) -> tuple[str, str, bool, bool]:
     core = {"finer": "gradcam"}.get(name, name.removeprefix("finer-"))
     if core == "refinecam":
         return name, "gradcam++", finer, True
+    if core.startswith("refine-"):
+        return name, core.removeprefix("refine-"), finer, True
     return name, core, finer, False
 
 
@@ -113,6 +119,8 @@ def _run(model, x, plans: list[_Plan], index, fast: bool | None) -> list[CamResu
     weights = {ly: fastpath.head_weight(model, ly) for ly in grad_layers} if fast is not False else {}
     weights = {ly: w for ly, w in weights.items() if w is not None}
     slow = [ly for ly in grad_layers if ly not in weights]
+    # The fast-path check needs every layer the head reads, requested or not.
+    all_layers = list(dict.fromkeys(all_layers + [c for ly in weights for c in fastpath.check_layers(model, ly)]))
     with torch.no_grad(), capture(model, all_layers, with_grad=bool(slow)) as outs:
         logits = model(x)
     missing = [ly for ly in all_layers if ly not in outs]
@@ -121,7 +129,7 @@ def _run(model, x, plans: list[_Plan], index, fast: bool | None) -> list[CamResu
                           "Pick layers the model actually uses to compute its prediction.")
     logits_d = logits.detach().float()
     grids = {ly: to_grid(outs[ly].detach(), n, size, *token_layout(model, ly)).float() for ly in all_layers}
-    if any(not fastpath.consistent(model, grids[ly], logits_d) for ly in weights):
+    if any(not fastpath.consistent(model, grids, ly, logits_d) for ly in weights):
         if fast:
             raise ConfigError("The fast path does not reproduce this model's logits.", "Call with fast=None or False.")
         return _run(model, x, plans, index, fast=False)

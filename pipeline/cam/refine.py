@@ -10,7 +10,10 @@ from pipeline.cam.methods import _minmax
 
 def default_layers(model: nn.Module, deepest: str) -> list[str]:
     """The CAM layer plus up to three shallower stage outputs at halving strides (timm feature_info);
-    for transformers, whose blocks share one resolution, norms at 3/4, 1/2 and 1/4 of the depth."""
+    for transformers, whose blocks share one resolution, norms at 3/4, 1/2 and 1/4 of the depth.
+    A multi-layer probe names its own: the layers its head reads, whose maps are its decision."""
+    if getattr(model, "taps", None) and model.cam_layers()[0] == deepest:
+        return model.cam_layers()
     owner_name = deepest.split(".")[0] if "." in deepest else ""
     owner = dict(model.named_modules()).get(owner_name) if owner_name else model
     info = getattr(owner, "feature_info", None)

@@ -35,6 +35,22 @@ def overlay(photo: Image.Image, cam: torch.Tensor) -> Image.Image:
     return Image.fromarray(out.clip(0, 255).astype(np.uint8))
 
 
+def outline(img: Image.Image, cam: torch.Tensor, threshold: float = 0.5, colour: tuple[int, int, int] = (0, 255, 255),
+            ) -> Image.Image:
+    """The image with the contour of the region where the map is at least `threshold` of its peak drawn on it,
+    traced at the image's own resolution (the map is resized to it first)."""
+    import cv2
+
+    w, h = img.size
+    m = F.interpolate(torch.as_tensor(cam)[None, None].float(), size=(h, w), mode="bilinear",
+                      align_corners=False)[0, 0].numpy()
+    region = (m >= threshold * max(float(m.max()), 1e-8)).astype(np.uint8)
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = np.array(img.convert("RGB"))  # a writable copy: OpenCV draws in place
+    cv2.drawContours(out, contours, -1, colour, thickness=max(1, round(max(w, h) / 250)))
+    return Image.fromarray(out)
+
+
 def _font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.truetype("DejaVuSans.ttf", size)

@@ -22,8 +22,9 @@ def cam(
                                                        "index). Default: the predicted species.")] = None,
     contrast: Annotated[str | None, typer.Option(help="Similar species to contrast with. Default: the top "
                                                          "--references species after the target.")] = None,
-    method: Annotated[str, typer.Option(help="finer, finer-gradcam++, finer-layercam, finer-scorecam, "
-                                             "finer-refinecam (or a plain method).")] = "finer",
+    method: Annotated[str | None, typer.Option(help="finer, finer-gradcam++, finer-layercam, finer-scorecam, "
+                                                    "finer-refinecam, finer-refine-layercam (or a plain method). "
+                                                    "Default: the model card's measured default.")] = None,
     gamma: Annotated[float, typer.Option(min=0.0, help="Contrast strength (0 = plain Grad-CAM; paper: 0.6).")] = 0.6,
     references: Annotated[int, typer.Option(min=1, help="References when no --contrast is given.")] = 3,
     weighting: Annotated[str, typer.Option(help="'uniform' (paper) or 'softmax' (authors' code).")] = "uniform",
@@ -31,20 +32,21 @@ def cam(
     device: Annotated[str, typer.Option(help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")] = "auto",
 ) -> None:
     """Write a panel that shows where the photo looks like TARGET rather than CONTRAST."""
-    from pipeline.cam import CamRequest, explain_many, parse_method
-    from pipeline.cam.render import overlay, panel, save_image_atomic
+    from pipeline.cam import CamRequest, default_method, explain_many, parse_method, plain_method
+    from pipeline.cam.render import outline, overlay, panel, save_image_atomic
     from pipeline.images import load_image
     from pipeline.models import load_classifier
 
-    name = parse_method(method)[0]
+    if method is not None:
+        parse_method(method)  # a typo fails before the model loads
     clf = load_classifier(model, device=device)
+    name = parse_method(method or default_method(clf))[0]
     photo = load_image(image)
 
     def spec(s: str | None):
         return int(s) if s is not None and s.strip().isdigit() else s
 
-    plain_method = "gradcam" if name == "finer" else name.removeprefix("finer-")
-    reqs = [CamRequest(method=plain_method, target=spec(target), layer=layer),
+    reqs = [CamRequest(method=plain_method(name), target=spec(target), layer=layer),
             CamRequest(method=name, target=spec(target), contrast=spec(contrast), gamma=gamma,
                        references=references, weighting=weighting, layer=layer)]
     plain, fine = explain_many(clf, [photo], reqs)
@@ -57,15 +59,20 @@ def cam(
              f"Predicted: {clf.label(pred)} (p = {probs[pred]:.2f}); p(target) = {probs[t]:.2f}"
              + "".join(f", p({clf.class_names[r]}) = {probs[r]:.2f}" for r in refs)]
     tiles = [(f"{_pretty(plain.method)}: {clf.class_names[t]}", overlay(photo, plain.maps[0])),
-             (f"{_pretty(name)}: {clf.class_names[t]} vs {', '.join(clf.class_names[r] for r in refs)}",
-              overlay(photo, fine.maps[0]))]
-    path = save_image_atomic(panel(photo, tiles, title), out)
+             (f"{_pretty(name)}: {clf.class_names[t]} vs {', '.join(clf.class_names[r] for r in refs)}; "
+              "outlined: where the map is at least half its peak",
+              outline(overlay(photo, fine.maps[0]), fine.maps[0]))]
+    # Full resolution: tiles at the photo's own height (at least 320 px so captions fit, at most 768 so a
+    # 4000 px phone photo stays viewable).
+    path = save_image_atomic(panel(photo, tiles, title, height=max(320, min(photo.height, 768))), out)
     console.print(f"Wrote {path}  ({clf.label(t)} vs {vs}, gamma {gamma:g})")
 
 
 def _pretty(method: str) -> str:
     names = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "layercam": "Layer-CAM", "scorecam": "Score-CAM",
-             "refinecam": "RefineCAM", "random": "random map", "finer": "Finer-CAM"}
+             "refinecam": "RefineCAM", "random": "random map", "finer": "Finer-CAM",
+             "refine-gradcam": "RefineCAM (Grad-CAM)", "refine-layercam": "RefineCAM (Layer-CAM)",
+             "refine-gradcam++": "RefineCAM (Grad-CAM++)"}
     if method in names:
         return names[method]
     if method.startswith("finer-"):

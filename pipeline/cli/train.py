@@ -28,6 +28,12 @@ def train(
     image_size: Annotated[int | None, typer.Option(help="Input size in px (default: the backbone's own).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per feature-extraction batch.")] = 32,
     workers: Annotated[int, typer.Option(min=0, help="Image-loading worker processes.")] = 0,
+    head: Annotated[str, typer.Option(help="'multilayer' (default): the head reads pooled stage outputs at strides "
+                                           "8/16/32, so Finer-CAM maps are local and sharp; 'pooled': final "
+                                           "pooled features only (the classic linear probe).")] = "multilayer",
+    layers: Annotated[str | None, typer.Option(help="Comma-separated backbone modules a multilayer head reads "
+                                                    "(default: the stage outputs at strides 8, 16, 32, e.g. "
+                                                    "blocks.2,blocks.4,blocks.6).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split (when the data has none) and the head.")] = 0,
     device: Annotated[str, typer.Option(help="'auto' (GPU when present), 'cpu', 'cuda', 'cuda:N' or 'mps'.")] = "auto",
 ) -> None:
@@ -35,7 +41,8 @@ def train(
     from pipeline.train import train_classifier
 
     report = train_classifier(data, out, manifest=manifest, backbone=backbone, epochs=epochs, device=device,
-                              image_size=image_size, seed=seed, batch_size=batch_size, weights=weights, workers=workers)
+                              image_size=image_size, seed=seed, batch_size=batch_size, weights=weights, workers=workers,
+                              head=head, taps=[t.strip() for t in layers.split(",") if t.strip()] if layers else None)
     table = Table(title="Test split, per species")
     for col in ("species", "n_test", "accuracy", "most_confused_with"):
         table.add_column(col)

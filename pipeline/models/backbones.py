@@ -113,3 +113,19 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
         raise CheckpointError(f"Weights in {path} do not fit backbone {type(model).__name__} ({detail}).",
                               "Pass the weights that belong to this --backbone, or pick the matching backbone name.")
     model.load_state_dict(usable, strict=False)
+
+
+TAP_STRIDES = (8, 16, 32)  # stage outputs a multi-layer head reads: 28, 14 and 7 px grids at 224 px
+
+
+def default_taps(model: nn.Module) -> list[str]:
+    """Stage outputs at strides 8, 16 and 32 (timm feature_info), shallow to deep; [] when the model has no
+    convolutional stages to tap (transformers), where the head reads the pooled final features."""
+    info = getattr(model, "feature_info", None)
+    if hasattr(model, "num_prefix_tokens") or not isinstance(info, list):
+        return []
+    by_stride: dict[int, str] = {}
+    for f in info:
+        if isinstance(f, dict) and int(f.get("reduction", 0)) in TAP_STRIDES:
+            by_stride[int(f["reduction"])] = f["module"]  # the last module at each stride
+    return [by_stride[s] for s in sorted(by_stride)] if len(by_stride) > 1 else []

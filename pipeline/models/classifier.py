@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.errors import ConfigError
 from pipeline.images import ImageSource
 from pipeline.models.preprocess import Preprocess
 from pipeline.species import SpeciesIndex
@@ -86,27 +88,67 @@ class Classifier(nn.Module):
         return f"kind={self.kind!r}, num_classes={self.num_classes}, preprocess={self.preprocess}"
 
 
+def _keep(store: dict, name: str, module: nn.Module, inputs, output) -> None:
+    store[name] = output
+
+
+def pooled_features(backbone: nn.Module, taps: Sequence[str], images: torch.Tensor) -> torch.Tensor:
+    """Global-average-pooled outputs of the tapped backbone modules, concatenated in order [N, sum K_l];
+    with no taps, the backbone's own pooled features [N, D]."""
+    if not taps:
+        return backbone(images)
+    modules = dict(backbone.named_modules())
+    missing = [t for t in taps if t not in modules]
+    if missing:
+        raise ConfigError(f"Layer(s) {missing} are not modules of the backbone.",
+                          "Name modules as in `model.named_modules()`, e.g. blocks.2,blocks.4,blocks.6.")
+    outs: dict[str, torch.Tensor] = {}
+    handles = [modules[t].register_forward_hook(partial(_keep, outs, t)) for t in taps]
+    try:
+        backbone.forward_features(images)
+    finally:
+        for h in handles:
+            h.remove()
+    flat = [t for t in taps if outs[t].ndim != 4]
+    if flat:
+        raise ConfigError(f"Layer(s) {flat} do not give a [N, C, H, W] feature map.",
+                          "Multi-layer heads need convolutional stages; use --head pooled for transformers.")
+    return torch.cat([outs[t].float().mean(dim=(-2, -1)) for t in taps], dim=1)
+
+
 class LinearProbeClassifier(Classifier):
-    """A frozen timm backbone (pooled features) followed by one trained linear layer."""
+    """A frozen timm backbone followed by one trained linear layer.
+
+    The head reads either the backbone's pooled final features (`taps` empty) or the global-average-pooled
+    outputs of several stages (`taps`, a hypercolumn). Either way each logit is a sum over layers of
+    w_l . mean_ij A_l[:, i, j], so the map w_l . A_l of every tapped layer is exactly that layer's share of
+    the decision: shallow taps make the evidence local, at their own, finer grid.
+    """
 
     kind = "linear_probe"
 
     def __init__(self, backbone: nn.Module, head: nn.Linear, class_names: Sequence[str],
-                 common_names: Sequence[str | None] | None, preprocess: Preprocess) -> None:
+                 common_names: Sequence[str | None] | None, preprocess: Preprocess,
+                 taps: Sequence[str] = (), tap_channels: Sequence[int] = ()) -> None:
         super().__init__(class_names, common_names, preprocess)
         if head.out_features != len(self.species):
             raise ValueError(f"head has {head.out_features} outputs for {len(self.species)} class names")
+        if len(taps) != len(tap_channels) or (taps and sum(tap_channels) != head.in_features):
+            raise ValueError(f"taps {list(taps)} with channels {list(tap_channels)} do not fit a head reading "
+                             f"{head.in_features} features")
         self.backbone = backbone.eval()
         self.head = head
+        self.taps = list(taps)
+        self.tap_channels = [int(k) for k in tap_channels]
         for p in self.backbone.parameters():
             p.requires_grad_(False)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features [N, D] (what the head sees)."""
-        return self.backbone(images)
+        return pooled_features(self.backbone, self.taps, images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(images))
+        return self.head(self.features(images))
 
     def train(self, mode: bool = True) -> LinearProbeClassifier:
         # The backbone stays in eval mode: batch-norm statistics are part of the frozen features.
@@ -114,8 +156,22 @@ class LinearProbeClassifier(Classifier):
         self.backbone.eval()
         return self
 
+    def tap_weights(self) -> dict[str, torch.Tensor]:
+        """The head's weight columns [C, K_l] that read each tapped layer, keyed by the layer's CAM name."""
+        out, start = {}, 0
+        for t, k in zip(self.taps, self.tap_channels, strict=True):
+            out[f"backbone.{t}"] = self.head.weight[:, start:start + k]
+            start += k
+        return out
+
+    def cam_layers(self) -> list[str]:
+        """Layers a multi-layer map combines, deep to shallow (the taps), or just the default layer."""
+        return [f"backbone.{t}" for t in reversed(self.taps)] if self.taps else [self.default_cam_layer()]
+
     def default_cam_layer(self) -> str:
-        """Last feature map for CNNs; the input norm of the last block for ViTs (tokens -> patch grid)."""
+        """The deepest tap; else the last feature map for CNNs, the input norm of the last block for ViTs."""
+        if self.taps:
+            return f"backbone.{self.taps[-1]}"
         bb = self.backbone
         if hasattr(bb, "blocks") and hasattr(bb, "num_prefix_tokens"):
             return f"backbone.blocks.{len(bb.blocks) - 1}.norm1"

@@ -104,18 +104,22 @@ def load_classifier(model_dir: str | Path, device: str | torch.device = "auto") 
         bcard = card.get("backbone", {})
         backbone = create_backbone(bcard.get("name", "efficientnet_lite0"), weights=bcard.get("weights", "default"),
                                    image_size=bcard.get("image_size"))
+        hcard = card.get("head") or {}
+        taps, channels = list(hcard.get("taps") or []), list(hcard.get("tap_channels") or [])
+        dim = sum(channels) if taps else backbone.num_features
         weight, bias = tensors.get("weight"), tensors.get("bias")
-        if weight is None or bias is None or weight.shape != (n, backbone.num_features) or bias.shape != (n,):
+        if (weight is None or bias is None or weight.shape != (n, dim) or bias.shape != (n,)
+                or len(taps) != len(channels)):
             got = tuple(weight.shape) if weight is not None else None
-            raise CheckpointError(f"Head in {path} has shape {got}; expected ({n}, {backbone.num_features}) for "
-                                  f"backbone {bcard.get('name')!r} and {n} species.",
+            raise CheckpointError(f"Head in {path} has shape {got}; expected ({n}, {dim}) for "
+                                  f"backbone {bcard.get('name')!r}, taps {taps} and {n} species.",
                                   "The card and the weights do not belong together: re-train the model.")
         head = nn.Linear(weight.shape[1], n)
         with torch.no_grad():
             head.weight.copy_(weight)
             head.bias.copy_(bias)
         clf: Classifier = LinearProbeClassifier(backbone.model, head, card["class_names"], card.get("common_names"),
-                                                preprocess)
+                                                preprocess, taps, channels)
     elif card["kind"] == ZeroShotClassifier.kind:
         bundle = load_open_clip(card["model_id"], device="cpu")
         clf = ZeroShotClassifier(bundle.model, bundle.tokenizer, card["class_names"], card.get("common_names"),
