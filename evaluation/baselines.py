@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.errors import ConfigError
+from traits.errors import ConfigError
 
 BASELINES = ("random", "random-smooth", "ones", "constant", "centre")
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from scipy import sparse
 from scipy.sparse.linalg import spsolve
 
-from pipeline.errors import ConfigError
+from traits.errors import ConfigError
 
 Indices = int | Sequence[int] | torch.Tensor | np.ndarray
 ROAD_PERCENTAGES = (20, 40, 60, 80)

@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +28,10 @@ from tqdm.auto import tqdm
 
 from evaluation import baselines
 from evaluation import cam_metrics as cm
-from pipeline.errors import ConfigError, DatasetError, UnknownSpeciesError
+from pipeline.cam import explain
+from pipeline.datasets import read_dataset
+from traits.errors import ConfigError, DatasetError, UnknownSpeciesError
+from traits.io import atomic_write, write_text_atomic
 
 # +1: higher is better, -1: lower is better. Names are the per-image CSV columns.
 GT_FREE = {"rd@5": 1, "rd@10": 1, "deletion": -1, "insertion": 1, "morf": -1, "lerf": 1, "road": 1,
@@ -100,8 +101,6 @@ def _subset(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
 
 
 def _read_split(data_dir: Path, split: str) -> pd.DataFrame:
-    from pipeline.datasets import read_dataset
-
     manifest = data_dir / "manifest.csv"
     if not manifest.is_file():
         raise DatasetError(f"{data_dir} has no manifest.csv.", "Pass the dataset folder that holds manifest.csv.")
@@ -195,8 +194,6 @@ class MapMaker:
         self.classifier, self.method, self.gamma, self.seed, self.layer = classifier, method, gamma, seed, layer
         self.baseline = baselines.is_baseline(method)
         self.last_references: list[list[int]] | None = None
-        if not self.baseline:
-            _engine()
 
     def __call__(self, x: torch.Tensor, target: torch.Tensor, contrast: torch.Tensor | None,
                  batch_no: int = 0, again: bool = False) -> torch.Tensor:
@@ -212,7 +209,7 @@ class MapMaker:
         elif again and self.last_references is not None:
             # Re-explain against the same references, not the top classes of the masked image.
             kwargs["contrast"] = self.last_references
-        res = _engine()(self.classifier, x, **kwargs)
+        res = explain(self.classifier, x, **kwargs)
         refs = getattr(res, "reference_idx", None)
         if not again and refs is not None and torch.as_tensor(refs).numel():
             rows = torch.as_tensor(refs).tolist()
@@ -220,15 +217,6 @@ class MapMaker:
             if any(r is None for r in self.last_references):
                 self.last_references = None
         return torch.as_tensor(res.maps).detach().float().cpu()
-
-
-def _engine():
-    try:
-        from pipeline.cam import explain
-    except ImportError as exc:
-        raise ConfigError(f"The CAM engine (pipeline.cam) cannot be imported ({exc}).",
-                          "Reinstall finer-traits, or evaluate only baselines (--methods random ones).") from exc
-    return explain
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -474,18 +462,12 @@ def correlation_table(corr: pd.DataFrame) -> str:
 
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def _write_text_atomic(text: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def _fingerprint(classifier, evalset: EvalSet, metrics: Sequence[str], gamma: float, seed: int,

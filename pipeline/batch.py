@@ -19,8 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, DatasetError, FinerTraitsError, UnknownSpeciesError
+from pipeline.describe import Pipeline
+from pipeline.images import load_image
+from pipeline.models.io import HEAD, load_classifier, read_card
 from pipeline.species import SpeciesIndex
+from traits.db import DatabaseError, ImageRecord, TraitDB, file_sha256, normalise_result
+from traits.errors import ConfigError, DatasetError, FinerTraitsError, UnknownSpeciesError
+from traits.version import __version__
 
 IMAGE_COLUMNS = ("image", "path", "file")
 SPECIES_COLUMNS = ("species", "scientific_name")
@@ -164,8 +169,6 @@ def read_pairs(path: str | Path, species: SpeciesIndex) -> dict[str, list[str]]:
 
 def classifier_fingerprint(model_dir: str | Path) -> tuple[dict, str]:
     """The model card and a hash of the weights plus the card fields that change predictions."""
-    from pipeline.models.io import HEAD, read_card
-
     card = read_card(model_dir)
     h = hashlib.sha256()
     with open(Path(model_dir) / HEAD, "rb") as fh:
@@ -191,8 +194,6 @@ class _RowError:
 def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, list[str]] | None
                ) -> tuple[list[BatchItem], list[_RowError], list[str], set[str]]:
     """Turn manifest rows into items; returns (items, per-row errors, duplicate notes, every row's item key)."""
-    from traits.db import file_sha256
-
     errors: list[_RowError] = []
     duplicates: list[str] = []
     named: list[tuple[ManifestRow, str]] = []
@@ -291,15 +292,10 @@ class _Describer:
         if self._classifier is None:
             self._classifier = getattr(self.pipeline, "classifier", None)
             if self._classifier is None:
-                from pipeline.models.io import load_classifier
-
                 self._classifier = load_classifier(self.model_dir)
         return self._classifier
 
     def __call__(self, item: BatchItem, contrasts: list[str] | None) -> list:
-        from pipeline.images import load_image
-        from traits.db import normalise_result
-
         image = load_image(item.path)
         if contrasts is None:
             contrasts = nearest_species(self.classifier(), image, item.species)
@@ -335,11 +331,6 @@ def _message(exc: BaseException) -> str:
 
 def load_pipeline(model_dir: str | Path, scorer: str, expert: str | None) -> Any:
     """pipeline.describe.Pipeline.load(model_dir, scorer=..., expert=...)."""
-    try:
-        from pipeline.describe import Pipeline
-    except ImportError as exc:  # the describe stage is missing from this install
-        raise ConfigError(f"The describe pipeline cannot be imported ({exc}).",
-                          "Reinstall finer-traits (`make install`).") from exc
     return Pipeline.load(model_dir, scorer=scorer, expert=expert)
 
 
@@ -359,8 +350,6 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
 
     from tqdm.auto import tqdm
 
-    from traits.db import DatabaseError, ImageRecord, TraitDB
-
     start = time.perf_counter()
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {workers}.", "Use --workers 1 (or the number of cores).")
@@ -374,8 +363,6 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
     tdb = db if isinstance(db, TraitDB) else TraitDB(db)
     configuration = {"classifier_sha256": fingerprint, "scorer": scorer, "expert": expert, "top_k": top_k,
                      "contrast": "pairs" if pair_map is not None else "nearest"}
-    from pipeline import __version__
-
     configuration["tool_version"] = __version__
     run = tdb.start_run(configuration, classifier=str(model_dir), classifier_sha256=fingerprint, scorer=scorer,
                         expert_source=expert, tool_version=__version__)

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,8 +20,30 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.errors import ConfigError
-from pipeline.regions import Region
+from pipeline.cam import CamRequest, explain, explain_many
+from pipeline.images import load_image
+from pipeline.models import load_classifier
+from pipeline.references import reference_scores
+from pipeline.regions import Region, extract_regions, organism_mask
+from pipeline.scorers import create_scorer
+from pipeline.scoring import (
+    absent_threshold,
+    image_profile,
+    rank_phrases,
+    region_scores,
+    select_diverse,
+    set_statistics,
+    shown_floor,
+)
+from prompts.compose import Clause, compose_paragraph
+from prompts.phrases import candidate_phrases
+from traits.errors import ConfigError, TraitsError
+from traits.expert import load_expert
+from traits.match import check
+from traits.model import TraitDifference
+from traits.names import normalise_name
+from traits.version import __version__
+from traits.vocab import PartVocab, load_vocab
 
 CONFIDENCES = ("strong", "moderate", "weak")
 
@@ -125,45 +147,37 @@ UNCERTAIN_BELOW = 0.5  # target probability under which the result is flagged as
 MAX_WORK_SIDE = 1024  # huge photos are processed at this longest side (maps and regions need no more)
 
 
-def _related_parts(group: str):
-    """A predicate: are two parts the same or one inside the other (vocabulary hierarchy)?"""
+def _part_vocab(group: str) -> PartVocab | None:
+    """The group's part hierarchy; None for a group the vocabulary does not know (parts then compare as words)."""
     try:
-        from traits.vocab import load_vocab
+        return load_vocab().part_vocab(group)
+    except TraitsError:
+        return None
 
-        pv = load_vocab().part_vocab(group)
-    except Exception:  # noqa: BLE001 - without the vocabulary only identical parts are related
-        pv = None
+
+def _related_parts(group: str) -> Callable[[str, str], bool]:
+    """A predicate: are two parts the same or one inside the other (vocabulary hierarchy)?"""
+    pv = _part_vocab(group)
 
     def related(a: str, b: str) -> bool:
         if a == b:
             return True
         if pv is None:
             return a in b or b in a
-        try:
-            return a in pv.ancestors(b) or b in pv.ancestors(a)
-        except Exception:  # noqa: BLE001
-            return a in b or b in a
+        return a in pv.ancestors(b) or b in pv.ancestors(a)
 
     return related
 
 
-def _finer_part(group: str):
+def _finer_part(group: str) -> Callable[[str, str], bool]:
     """A predicate: does part a lie inside part b ('hindwing margin' inside 'hindwing')?"""
-    try:
-        from traits.vocab import load_vocab
-
-        pv = load_vocab().part_vocab(group)
-    except Exception:  # noqa: BLE001 - without the vocabulary, fall back on the words
-        pv = None
+    pv = _part_vocab(group)
 
     def finer(a: str, b: str) -> bool:
         if a == b:
             return False
-        if pv is not None:
-            try:
-                return b in pv.ancestors(a)
-            except Exception:  # noqa: BLE001
-                pass
+        if pv is not None and b in pv.ancestors(a):
+            return True
         return b in a
 
     return finer
@@ -171,8 +185,6 @@ def _finer_part(group: str):
 
 def _expert_lists(expert: Any, names: Sequence[str]) -> list[Any | None]:
     """The expert TraitList of each named species (None where the source has none)."""
-    from pipeline.species import normalise_name
-
     if expert is None:
         return [None] * len(names)
     lists: list[Any] = []
@@ -194,8 +206,6 @@ def load_expert_source(expert: Any, group: str = "butterfly") -> Any:
     """An expert source loaded with traits.load_expert ({taxon: TraitList}); None stays None."""
     if expert is None:
         return None
-    from traits.expert import load_expert
-
     return load_expert(expert, group=group)
 
 
@@ -204,8 +214,6 @@ def check_statuses(differences: list[Any], expert_target: Any, expert_contrast: 
     """traits.check statuses (confirmed / contradicted / new) for generated differences; None without lists."""
     if expert_target is None and expert_contrast is None:
         return [None] * len(differences)
-    from traits.match import check
-
     checked = check(differences, expert_target if expert_target is not None else [],
                            expert_contrast if expert_contrast is not None else [], group=group)
     return [getattr(c, "status", None) for c in checked]
@@ -218,8 +226,6 @@ class Pipeline:
                  model_dir: str | Path | None = None, gamma: float = 0.6, n_regions: int = 3,
                  max_references: int = 16, uncertain_below: float = UNCERTAIN_BELOW, n_controls: int = 8,
                  device: str = "auto", progress: bool = False) -> None:
-        from pipeline.scorers import create_scorer
-
         self.classifier = classifier
         self.scorer = create_scorer(scorer, device=device)
         self.expert = load_expert_source(expert, group)
@@ -240,16 +246,12 @@ class Pipeline:
     def load(cls, model_dir: str | Path, scorer: Any = "color", expert: Any = None, device: str = "auto",
              **kwargs: Any) -> Pipeline:
         """Load the classifier in MODEL_DIR and build the scorer ('color', 'openclip:<id or path>', 'hf:<id or path>')."""
-        from pipeline.models import load_classifier
-
         clf = load_classifier(model_dir, device=device)
         group = kwargs.pop("group", None) or clf.card.get("taxon_group") or "butterfly"
         return cls(clf, scorer=scorer, expert=expert, group=group, model_dir=model_dir, device=device, **kwargs)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _candidates(self, target: str, contrast: str, names: Sequence[str]) -> tuple[list, list]:
-        from prompts.phrases import candidate_phrases
-
         lists = [tl for tl in _expert_lists(self.expert, [target, contrast])]
         cands = candidate_phrases(self.group, [tl for tl in lists if tl is not None], species_names=names,
                                   n_controls=self.n_controls)
@@ -260,9 +262,6 @@ class Pipeline:
     def _profile_fn(self, cands: Sequence[Any], species: Any = None):
         """profile(images, phrases) -> scores [n, P], computed exactly as for the described photo (same organism
         estimate, with the classifier's Grad-CAM for `species` as saliency, one batched pass per call)."""
-        from pipeline.regions import organism_mask
-        from pipeline.scoring import image_profile
-
         by_phrase = {c.phrase: c for c in cands}
 
         def profile(images, phrases):
@@ -275,8 +274,6 @@ class Pipeline:
 
     def _saliency(self, images: list, species: Any) -> np.ndarray:
         """Plain Grad-CAM of `species` for a batch of photos (where the classifier looks): [N, H, W] in [0, 1]."""
-        from pipeline.cam import explain
-
         return explain(self.classifier, images, target=species, method="gradcam").maps.numpy()
 
     def _cache_key(self) -> str:
@@ -284,8 +281,6 @@ class Pipeline:
 
     def references(self, species: str, cands: Sequence[Any]) -> np.ndarray | None:
         """Reference scores [n_photos, n_candidates] of one species (cached in the model dir)."""
-        from pipeline.references import reference_scores
-
         return reference_scores(self.model_dir, species, [c.phrase for c in cands], self._profile_fn(cands, species),
                                 self._cache_key(), max_images=self.max_references, progress=self.progress)
 
@@ -307,19 +302,6 @@ class Pipeline:
     # -- the five stages -----------------------------------------------------------------------------------
     def describe(self, image: Any, contrast_species: Any, target_species: Any = None, top_k: int = 5) -> DescribeResult:
         """Describe how the pictured species differs from contrast_species (see the module docstring)."""
-        from pipeline.cam import CamRequest, explain_many
-        from pipeline.images import load_image
-        from pipeline.regions import extract_regions, organism_mask
-        from pipeline.scoring import (
-            absent_threshold,
-            image_profile,
-            rank_phrases,
-            region_scores,
-            select_diverse,
-            shown_floor,
-        )
-        from prompts.compose import Clause, compose_paragraph
-
         t0 = time.perf_counter()
         if not isinstance(top_k, int) or top_k < 1:
             raise ConfigError(f"top_k must be a positive whole number (got {top_k!r}).", "Use e.g. top_k=5.")
@@ -372,8 +354,6 @@ class Pipeline:
         chosen = select_diverse(table, top_k, related=_related_parts(self.group), finer=_finer_part(self.group))
 
         # 5. Words: traits with evidence and expert status, then the paragraph.
-        from traits.model import TraitDifference
-
         diffs = [TraitDifference(trait=cands[int(r["index"])].trait, direction=r["direction"], target=target,
                                  contrast=contrast, score=float(r["effect"]), phrase=r["phrase"])
                  for _, r in chosen.iterrows()]
@@ -402,11 +382,9 @@ class Pipeline:
                              rank_score=float(row["rank_score"]))
 
     def _provenance(self, finer: Any, seconds: float, contrast_ref: Any, target_ref: Any, table: Any) -> dict:
-        import pipeline
-
         card = getattr(self.classifier, "card", {}) or {}
         return {
-            "package_version": pipeline.__version__, "method": "finer-cam", "cam_method": finer.method,
+            "package_version": __version__, "method": "finer-cam", "cam_method": finer.method,
             "gamma": self.gamma, "cam_layers": list(finer.layers), "scorer": self.scorer.spec,
             "model_dir": str(self.model_dir) if self.model_dir else None,
             "classifier": {"kind": card.get("kind"), "backbone": (card.get("backbone") or {}).get("name")},
@@ -421,11 +399,6 @@ class Pipeline:
     def describe_pair(self, images_a: Sequence[Any], images_b: Sequence[Any], species_a: Any, species_b: Any,
                       top_k: int = 5) -> DescribeResult:
         """How species A differs from species B over two sets of photos (VisDiff: per-phrase AUROC of A vs B)."""
-        from pipeline.images import load_image
-        from pipeline.scoring import select_diverse, set_statistics
-        from prompts.compose import Clause, compose_paragraph
-        from traits.model import TraitDifference
-
         t0 = time.perf_counter()
         clf = self.classifier
         a_idx, b_idx = clf.index(species_a), clf.index(species_b)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.errors import ConfigError
+from traits.errors import ConfigError
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pipeline.errors import BadImageError
+from traits.errors import BadImageError
 
 ImageSource = str | Path | Image.Image | np.ndarray
 

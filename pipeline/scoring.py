@@ -18,7 +18,8 @@ from PIL import Image
 
 from pipeline.regions import PART_LAYOUTS, Region, core_box, masked_crop, part_pieces
 from pipeline.scorers.base import Scorer
-from prompts.phrases import Candidate
+from prompts.phrases import PATTERNS, SHAPES, Candidate, render_trait
+from traits.vocab import load_vocab
 
 STRONG, MODERATE, WEAK = 2.5, 1.25, 0.5  # |effect| thresholds (in reference standard deviations)
 LLR_STRONG, LLR_MODERATE = 3.0, 1.0  # log-likelihood ratio thresholds (e^3 = 20 times likelier under the target)
@@ -165,14 +166,12 @@ def value_alternatives(candidate: Candidate, controls: Sequence[str] = ()) -> li
     """The phrases a phrase competes with on its crop: the same part with every other value of its attribute
     ('red / blue / ... forewing band', 'hindwing tail / no hindwing tail'); controls compete with each other, so
     they are scored exactly like real phrases. Fixed per phrase (not per candidate set): reference scores cache."""
-    from prompts.phrases import PATTERNS, SHAPES, _palette, render_trait
-
     t = candidate.trait
     if candidate.control:
         return list(dict.fromkeys([candidate.phrase, *controls]))
     if t.attribute == "presence":
         return [candidate.phrase, f"no {t.part}"]
-    values = {"colour": _palette(), "pattern": PATTERNS, "shape": SHAPES.get(t.part, ())}.get(t.attribute, ())
+    values = {"colour": load_vocab().base_colours, "pattern": PATTERNS, "shape": SHAPES.get(t.part, ())}.get(t.attribute, ())
     alts = [render_trait(t.with_(value=v)) for v in values if v != t.value]
     # Without alternatives (counts, sizes): the phrase against its bare part ('two hindwing eyespots' vs 'hindwing').
     return [candidate.phrase, *(alts or [t.part])]

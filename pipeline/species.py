@@ -5,17 +5,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
-from pipeline.errors import UnknownSpeciesError
+from traits.errors import UnknownSpeciesError
+from traits.names import display_name, normalise_name
 
-
-def normalise_name(name: str) -> str:
-    """Lower-case a species name and fold underscores, dashes and repeated spaces to single spaces."""
-    return " ".join(str(name).replace("_", " ").replace("-", " ").lower().split())
-
-
-def display_name(name: str) -> str:
-    """Turn a folder-style name ('Vanessa_atalanta') into display form ('Vanessa atalanta')."""
-    return " ".join(str(name).replace("_", " ").split())
+__all__ = ["SpeciesIndex"]
 
 
 class SpeciesIndex:

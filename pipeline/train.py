@@ -19,11 +19,12 @@ from tqdm.auto import tqdm
 
 from pipeline.datasets import LabelledImages, read_dataset
 from pipeline.device import resolve_device
-from pipeline.errors import BadImageError, DatasetError
 from pipeline.models.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
 from pipeline.models.classifier import LinearProbeClassifier
-from pipeline.models.io import save_classifier, write_json_atomic
+from pipeline.models.io import save_classifier
 from pipeline.models.preprocess import Preprocess
+from traits.errors import BadImageError, DatasetError
+from traits.io import atomic_write, write_json_atomic
 
 log = logging.getLogger(__name__)
 CACHE_EVERY = 8  # batches between cache checkpoints: an interrupted extraction loses at most this much work
@@ -77,9 +78,8 @@ class FeatureCache:
             return
         self.tensor_path.parent.mkdir(parents=True, exist_ok=True)
         keys = list(self.features)
-        tmp = self.tensor_path.with_suffix(".tmp")
-        save_file({"features": torch.stack([self.features[k] for k in keys]).contiguous()}, str(tmp))
-        os.replace(tmp, self.tensor_path)
+        stacked = torch.stack([self.features[k] for k in keys]).contiguous()
+        atomic_write(self.tensor_path, lambda tmp: save_file({"features": stacked}, str(tmp)))
         write_json_atomic(self.index_path, {"keys": keys, "failed": self.failed})
 
 
@@ -229,6 +229,4 @@ def _confusion(species: list[str], labels: torch.Tensor, predicted: torch.Tensor
 
 
 def _write_table(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from pipeline.errors import ModelUnavailableError
+from traits.errors import ModelUnavailableError
 from traits.model import Trait, TraitList
 from traits.vocab import PartVocab, Vocab, load_vocab, normalise_colour
 

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from pipeline.errors import ConfigError
 from traits.db import (
     CURATION_STATUSES,
     DatabaseError,
@@ -26,6 +25,7 @@ from traits.db import (
     traits,
     utcnow,
 )
+from traits.errors import ConfigError
 
 
 def latest_curation() -> sa.Subquery:

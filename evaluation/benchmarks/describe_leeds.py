@@ -19,17 +19,19 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from evaluation.benchmarks.describe_synthetic import markdown
+from pipeline.describe import Pipeline
+from pipeline.paths import leeds_root
+from traits.match import expert_differences
+from traits.model import TraitDifference
+from traits.scores import score
+
 PAIRS = (("Vanessa atalanta", "Vanessa cardui"), ("Heliconius charitonius", "Heliconius erato"))
 
 
 def run(leeds: Path, model: Path, scorer: str = "color", pairs=PAIRS, limit: int | None = None,
         top_k: int = 5) -> pd.DataFrame:
     """One row per described photo."""
-    from pipeline.describe import Pipeline
-    from traits.match import expert_differences
-    from traits.model import TraitDifference
-    from traits.scores import score
-
     pipe = Pipeline.load(model, scorer=scorer, expert=leeds / "species.csv", device="cpu", progress=True)
     manifest = pd.read_csv(leeds / "manifest.csv")
     rows = []
@@ -67,9 +69,6 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> None:
-    from evaluation.benchmarks.describe_synthetic import markdown
-    from pipeline.paths import leeds_root
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, required=True, help="a model folder trained on the Leeds manifest")
     ap.add_argument("--scorer", default="color")

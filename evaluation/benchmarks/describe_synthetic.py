@@ -19,6 +19,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from evaluation.synthetic import make_species
+from pipeline.describe import Pipeline
+from pipeline.train import train_classifier
+
 
 def judge(traits, part: str, attribute: str, value_a: str, value_b: str, k: int = 3) -> dict:
     """hit (exact part), hit_coarse (part or an ancestor) and direction_ok among the top-k traits."""
@@ -43,8 +47,6 @@ def judge(traits, part: str, attribute: str, value_a: str, value_b: str, k: int 
 def run(data: Path, model: Path, scorer: str = "color", top_k: int = 5, attributes: tuple[str, ...] = ("colour",),
         limit: int | None = None, references: int = 16) -> pd.DataFrame:
     """One row per described test photo (references: reference photos per species, Pipeline.max_references)."""
-    from pipeline.describe import Pipeline
-
     pipe = Pipeline.load(model, scorer=scorer, expert=data / "traits.csv", device="cpu", progress=True,
                          max_references=references)
     pairs = pd.read_csv(data / "pairs.csv")
@@ -112,12 +114,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="CSV of per-photo rows")
     ap.add_argument("--references", type=int, default=16, help="reference photos per species (training split)")
     args = ap.parse_args()
-    from evaluation.synthetic import make_species
-
     data = make_species(args.data, n_per_species=args.n_per_species, image_size=128, seed=0)
     if not (args.model / "card.json").is_file():
-        from pipeline.train import train_classifier
-
         rep = train_classifier(data, args.model, device="cpu", image_size=128)
         print(f"trained classifier: test accuracy {rep.accuracy:.3f}")
     df = run(data, args.model, args.scorer, attributes=tuple(args.attributes.split(",")), limit=args.limit,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.errors import DatasetError
+from traits.errors import DatasetError
 
 MANIFEST = "manifest.csv"
 DATASET_JSON = "dataset.json"

@@ -25,7 +25,7 @@ from evaluation.synthetic.io import (
     write_csv,
     write_json,
 )
-from pipeline.errors import ConfigError
+from traits.errors import ConfigError
 
 DATASET_VERSION = 1
 SHAPE_CLASSES = ["filled circle", "outline circle", "filled square", "outline square", "filled triangle",

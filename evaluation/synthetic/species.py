@@ -26,7 +26,7 @@ from evaluation.synthetic.io import (
     write_csv,
     write_json,
 )
-from pipeline.errors import ConfigError
+from traits.errors import ConfigError
 
 DATASET_VERSION = 2  # 2: the hindwing margin is the outer border only (not the edge along body and forewing)
 TEMPLATE_SIZE = 256

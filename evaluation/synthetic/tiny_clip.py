@@ -32,10 +32,13 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from evaluation.synthetic.io import atomic_dataset_dir
-from pipeline.errors import ConfigError, DatasetError
-from pipeline.regions import organism_mask
+from pipeline.device import resolve_device
+from pipeline.regions import PART_LAYOUTS, core_box, organism_mask
 from pipeline.scorers.clip import CROP_PADS
 from pipeline.scorers.openclip import TRAINED_VOCABULARY
+from pipeline.scoring import crop_part, side_pieces, square_crop
+from traits.errors import ConfigError, DatasetError
+from traits.vocab import load_vocab
 
 CROP_SIZE = 64
 MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -107,8 +110,6 @@ def colour_hard_negatives(traits: list[dict]) -> list[str]:
     """Captions true of no crop: each coloured part with every palette colour that no species shows on it or on
     a sub-part of it ('blue forewing band'). In the loss they are negatives of every crop, so the text tower must
     tell colours apart on the same part, not only parts apart (describe() scores all palette colours)."""
-    from prompts.phrases import BASE_COLOURS
-
     shown: dict[str, set[str]] = {}
     for row in traits:
         if row["attribute"] == "colour":
@@ -120,7 +121,7 @@ def colour_hard_negatives(traits: list[dict]) -> list[str]:
                     shown[part].add(row["value"])
     out: list[str] = []
     for part, values in shown.items():
-        for colour in BASE_COLOURS:
+        for colour in load_vocab().base_colours:
             if colour not in values:
                 out += caption_variants(part, "colour", colour, f"{colour} {part}")
     return list(dict.fromkeys(out))
@@ -208,9 +209,6 @@ def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str],
     organism, one square crop with context per side, for every crop key describe() uses (a part's own pieces for
     colours; a host wing with a sub-part's box for presence, e.g. a hindwing with where its tail is), labelled with
     the (host) part. organism: the outline to lay the layout on (default: the true one, labels > 0)."""
-    from pipeline.regions import PART_LAYOUTS, core_box
-    from pipeline.scoring import crop_part, side_pieces, square_crop
-
     layout = PART_LAYOUTS["butterfly"]
     organism = labels > 0 if organism is None else organism
     if not organism.any():
@@ -425,8 +423,6 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
     without training again. On the CPU,
     threads=None uses only the cores that are free now (see _free_cpu_threads)."""
     from safetensors.torch import save_file
-
-    from pipeline.device import resolve_device
 
     if max_steps is None and not minutes > 0:
         raise ConfigError(f"minutes must be positive (got {minutes}).", "Pass e.g. minutes=3 (CLI: --minutes 3).")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from pipeline.cam.engine import CamRequest, CamResult, run
-from pipeline.errors import ConfigError
 from pipeline.models.classifier import Classifier
+from traits.errors import ConfigError
 
 
 def _check(classifier) -> None:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
+from traits.errors import ConfigError
 
 
 def find_layer(model: nn.Module, name: str) -> nn.Module:

@@ -14,7 +14,7 @@ from pipeline.cam import refine as R
 from pipeline.cam import targets as T
 from pipeline.cam.base import batched_vjp, capture, eval_mode
 from pipeline.cam.reshape import to_grid, token_layout
-from pipeline.errors import ConfigError
+from traits.errors import ConfigError
 
 BASES = ("gradcam", "gradcam++", "layercam", "scorecam")
 METHOD_NAMES = ("gradcam", "gradcam++", "layercam", "scorecam", "finer", "finer-gradcam", "finer-gradcam++",

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
+from traits.errors import ConfigError
 
 
 def token_layout(model: nn.Module, layer_name: str) -> tuple[int | None, tuple[int, int] | None]:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from pipeline.errors import ConfigError
+from traits.errors import ConfigError
 
 WEIGHTINGS = ("uniform", "softmax")
 

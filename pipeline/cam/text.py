@@ -9,8 +9,8 @@ from torch import nn
 
 from pipeline.cam.engine import CamRequest, CamResult, run
 from pipeline.cam.targets import per_image
-from pipeline.errors import ConfigError
 from pipeline.models.classifier import ZeroShotClassifier
+from traits.errors import ConfigError
 
 
 class PromptHead(nn.Module):

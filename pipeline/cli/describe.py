@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+import pipeline
 from pipeline.cli import app
+from traits.errors import ConfigError
 
 console = Console()
 
@@ -34,18 +36,13 @@ def describe(
     device: Annotated[str, typer.Option(help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")] = "auto",
 ) -> None:
     """Describe the traits that tell the photo's species apart from --contrast, checked against expert lists."""
-    from pipeline.describe import MODEL_ENV, Pipeline
-    from pipeline.errors import ConfigError
-
     if model is None:
         raise ConfigError("No model folder was given.",
-                          f"Pass --model MODEL_DIR (from `finer-traits train DATA --out MODEL_DIR`) or set {MODEL_ENV}.")
-    pipe = Pipeline.load(model, scorer=scorer, expert=expert, device=device, progress=not json_out)
+                          f"Pass --model MODEL_DIR (from `finer-traits train DATA --out MODEL_DIR`) or set {pipeline.MODEL_ENV}.")
+    pipe = pipeline.Pipeline.load(model, scorer=scorer, expert=expert, device=device, progress=not json_out)
     result = pipe.describe(image, contrast, target_species=target, top_k=top_k)
     if report is not None:
-        from pipeline.report import write_report
-
-        write_report(result, report)
+        pipeline.write_report(result, report)
     if json_out:
         typer.echo(result.to_json())
         return

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.errors import CheckpointError, ConfigError, ModelUnavailableError
 from pipeline.models import efficientnet_lite0
 from pipeline.models.preprocess import Preprocess
+from traits.errors import CheckpointError, ConfigError, ModelUnavailableError
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 # Friendly names -> (timm architecture, default weights source).

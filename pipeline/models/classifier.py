@@ -11,6 +11,7 @@ from torch import nn
 from pipeline.images import ImageSource
 from pipeline.models.preprocess import Preprocess
 from pipeline.species import SpeciesIndex
+from prompts.templates import SPECIES_TEMPLATES, species_prompts
 
 
 class Classifier(nn.Module):
@@ -137,8 +138,6 @@ class ZeroShotClassifier(Classifier):
     def __init__(self, clip_model: nn.Module, tokenizer, class_names: Sequence[str],
                  common_names: Sequence[str | None] | None, preprocess: Preprocess,
                  templates: Sequence[str] | None = None, model_id: str = "") -> None:
-        from prompts.templates import SPECIES_TEMPLATES
-
         super().__init__(class_names, common_names, preprocess)
         self.clip = clip_model.eval()
         for p in self.clip.parameters():
@@ -157,8 +156,6 @@ class ZeroShotClassifier(Classifier):
         return F.normalize(self.clip.encode_text(tokens).float(), dim=-1)
 
     def _species_embeddings(self) -> torch.Tensor:
-        from prompts.templates import species_prompts
-
         rows = []
         for sci, common in zip(self.class_names, self.common_names):
             emb = self.encode_text(species_prompts(sci, common, self.templates))

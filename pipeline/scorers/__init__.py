@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.errors import ConfigError
+from pipeline.models.openclip import BIOCLIP
 from pipeline.scorers.base import Scorer
 from pipeline.scorers.color import ColorScorer
+from pipeline.scorers.hf_clip import TransformersClipScorer
+from pipeline.scorers.openclip import OpenClipScorer
+from traits.errors import ConfigError
 
 SCORER_SPECS = "'color', 'openclip:<hub id, folder, ARCH@CHECKPOINT or random:ARCH>' or 'hf:<folder or cached hub id>'"
 
@@ -21,16 +24,11 @@ def create_scorer(spec: str | Scorer = "color", device: str | torch.device = "au
     if kind in ("color", "colour") and not arg:
         return ColorScorer()
     if kind in ("openclip", "open_clip", "clip", "bioclip"):
-        from pipeline.models.openclip import BIOCLIP
-        from pipeline.scorers.openclip import OpenClipScorer
-
         return OpenClipScorer(arg or BIOCLIP, device=device)
     if kind in ("hf", "transformers"):
         if not arg:
             raise ConfigError("The 'hf' scorer needs a model: 'hf:<folder or hub id>'.",
                               "Pass e.g. --scorer hf:/path/to/clip-folder.")
-        from pipeline.scorers.hf_clip import TransformersClipScorer
-
         return TransformersClipScorer(arg, device=device)
     raise ConfigError(f"Unknown scorer {text!r}.", f"Use {SCORER_SPECS}.")
 

@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 
 from pipeline.device import resolve_device
-from pipeline.errors import ModelUnavailableError
 from pipeline.scorers.clip import ClipScorer
+from prompts.templates import TRAIT_TEMPLATES
+from traits.errors import ModelUnavailableError
 
 
 def _features(out: object) -> torch.Tensor:
@@ -32,8 +33,6 @@ class TransformersClipScorer(ClipScorer):
     def __init__(self, model: str, device: str | torch.device = "auto", templates: Sequence[str] | None = None,
                  batch_size: int = 32) -> None:
         from transformers import AutoModel, AutoProcessor
-
-        from prompts.templates import TRAIT_TEMPLATES
 
         self.model_id = str(model)
         self.device = resolve_device(device)

@@ -10,6 +10,8 @@ from PIL import Image
 from pipeline.device import resolve_device
 from pipeline.models.openclip import BIOCLIP, load_open_clip
 from pipeline.scorers.clip import ClipScorer
+from prompts.templates import TRAIT_TEMPLATES
+from traits.errors import ConfigError
 
 # A model trained on a closed trait vocabulary (e.g. evaluation.synthetic.train_tiny_clip) lists in this file of
 # its folder the parts its captions named, optionally which attributes of each ("traits": [[part, attribute], ...]),
@@ -36,8 +38,6 @@ def trained_vocabulary(model_id: str) -> dict | None:
         if any("{phrase}" not in t for t in templates):
             raise ValueError("every template must contain {phrase}")
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        from pipeline.errors import ConfigError
-
         raise ConfigError(f"{path} is not a readable trained-vocabulary file ({exc}).",
                           'It must be JSON like {"parts": ["forewing band", ...], "templates": ["{phrase}"]}; '
                           "fix or delete it.") from exc
@@ -51,8 +51,6 @@ class OpenClipScorer(ClipScorer):
 
     def __init__(self, model: str = BIOCLIP, device: str | torch.device = "auto", templates: Sequence[str] | None = None,
                  batch_size: int = 32) -> None:
-        from prompts.templates import TRAIT_TEMPLATES
-
         self.model_id = str(model)
         self.device = resolve_device(device)
         self.bundle = load_open_clip(self.model_id, device=self.device)
