@@ -23,7 +23,7 @@ from evaluation.synthetic import make_shapes, make_species
 from pipeline.models import load_classifier
 from pipeline.paths import leeds_root
 from pipeline.train import train_classifier
-from traits.errors import ConfigError, DatasetError
+from traits.errors import BadValueError, DatasetError, MissingValueError, UnknownChoiceError
 
 DATASETS = ("leeds", "synthetic-species", "synthetic-shapes")
 
@@ -36,7 +36,7 @@ def parse_pairs(values: Sequence[str] | None) -> list[tuple[str, str]] | None:
     for v in values:
         a, sep, b = v.partition(":")
         if not sep or not a.strip() or not b.strip():
-            raise ConfigError(f"--pairs value {v!r} is not 'Species A:Species B'.",
+            raise BadValueError(f"--pairs value {v!r} is not 'Species A:Species B'.",
                               "Write e.g. --pairs 'Vanessa atalanta:Vanessa cardui'.")
         out.append((a.strip(), b.strip()))
     return out
@@ -73,7 +73,7 @@ def benchmark_dataset(dataset: str, out: Path, *, model: Path | None = None, dat
     """Benchmark CAM methods on 'leeds' (with a trained model) or a synthetic dataset (generated and trained on
     when no data or model is given); tables go to OUT (see evaluation.evaluate_cams)."""
     if dataset not in DATASETS:
-        raise ConfigError(f"Unknown --dataset {dataset!r}.", f"Use one of: {', '.join(DATASETS)}.")
+        raise UnknownChoiceError(f"Unknown --dataset {dataset!r}.", f"Use one of: {', '.join(DATASETS)}.")
     leeds = dataset == "leeds"
     pair_list = parse_pairs(pairs)  # validated first: a typo should not cost a dataset generation
     chosen = choose_methods(methods, leeds, include_scorecam, baselines)
@@ -84,7 +84,7 @@ def benchmark_dataset(dataset: str, out: Path, *, model: Path | None = None, dat
             raise DatasetError("The Leeds butterflies folder was not found.",
                                "Pass --data /path/to/leeds-butterflies or set FINER_TRAITS_DATA.")
         if model is None:
-            raise ConfigError("--model is required for --dataset leeds.",
+            raise MissingValueError("--model is required for --dataset leeds.",
                               f"Train one: finer-traits train {root} --out MODEL_DIR")
         clf = load_classifier(model, device=device)
         evalset = leeds_eval_set(root, clf, pair_list or LEEDS_PAIRS, split=split, limit=limit, seed=seed)

@@ -30,7 +30,12 @@ from evaluation import baselines
 from evaluation import cam_metrics as cm
 from pipeline.cam import explain
 from pipeline.datasets import read_dataset
-from traits.errors import ConfigError, DatasetError, UnknownSpeciesError
+from traits.errors import (
+    DatasetError,
+    MissingValueError,
+    UnknownChoiceError,
+    UnknownSpeciesError,
+)
 from traits.io import atomic_write, write_text_atomic
 
 # +1: higher is better, -1: lower is better. Names are the per-image CSV columns.
@@ -247,7 +252,7 @@ def batch_metrics(classifier, x: torch.Tensor, maps: torch.Tensor, target: torch
     out["complexity"] = cm.complexity(maps)
     if want & {"coherency", "adcc", "arcc"}:
         if maker is None:
-            raise ConfigError("Coherency needs the method that made the maps.", "Pass maker=MapMaker(...).")
+            raise MissingValueError("Coherency needs the method that made the maps.", "Pass maker=MapMaker(...).")
         again = maker(x * maps[:, None], target, contrast, batch_no=batch_no, again=True)
         out["coherency"] = cm.coherency(maps.cpu(), cm.check_maps(x, again).cpu())
     if "adcc" in want:
@@ -484,7 +489,7 @@ def check_methods(methods: Sequence[str]) -> list[str]:
     known = set(CAM_METHODS) | set(SCORECAM_METHODS) | set(BASELINE_METHODS) | {"all-ones", "center"}
     bad = [m for m in methods if m not in known and not baselines.is_baseline(m)]
     if bad:
-        raise ConfigError(f"Unknown CAM method(s) {bad}.",
+        raise UnknownChoiceError(f"Unknown CAM method(s) {bad}.",
                           f"Use any of {', '.join(CAM_METHODS + SCORECAM_METHODS + BASELINE_METHODS)}.")
     return list(dict.fromkeys(methods))
 
@@ -498,7 +503,7 @@ def run_benchmark(classifier, evalset: EvalSet, methods: Sequence[str], out: str
         [metrics] if isinstance(metrics, str) else list(metrics))
     unknown = [m for m in metric_list if m not in GT_FREE]
     if unknown:
-        raise ConfigError(f"Unknown metric(s) {unknown}.", f"Use 'fast', 'full' or names from {list(GT_FREE)}.")
+        raise UnknownChoiceError(f"Unknown metric(s) {unknown}.", f"Use 'fast', 'full' or names from {list(GT_FREE)}.")
     if len(evalset) == 0:
         raise DatasetError("No images to evaluate.", "Check --split, --limit and --pairs.")
     out = Path(out)

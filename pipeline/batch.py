@@ -24,7 +24,15 @@ from pipeline.images import load_image
 from pipeline.models.io import HEAD, load_classifier, read_card
 from pipeline.species import SpeciesIndex
 from traits.db import DatabaseError, ImageRecord, TraitDB, file_sha256, normalise_result
-from traits.errors import ConfigError, DatasetError, FinerTraitsError, UnknownSpeciesError
+from traits.errors import (
+    BadImageError,
+    BadValueError,
+    BatchError,
+    ConflictingOptionsError,
+    DatasetError,
+    FinerTraitsError,
+    UnknownSpeciesError,
+)
 from traits.version import __version__
 
 IMAGE_COLUMNS = ("image", "path", "file")
@@ -190,6 +198,11 @@ class _RowError:
     code: str
     message: str
 
+    @classmethod
+    def of(cls, row: ManifestRow, species: str, error: FinerTraitsError) -> _RowError:
+        """The row's error as recorded in the database: the error's code and its full message with the fix."""
+        return cls(row.line, row.image, species, error.code, str(error))
+
 
 def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, list[str]] | None
                ) -> tuple[list[BatchItem], list[_RowError], list[str], set[str]]:
@@ -201,7 +214,7 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
         try:
             named.append((row, species.class_names[species.index(row.species)]))
         except UnknownSpeciesError as exc:
-            errors.append(_RowError(row.line, row.image, row.species, exc.code, str(exc)))
+            errors.append(_RowError.of(row, row.species, exc))
     keys = {item_key(e.image, e.species) for e in errors} | {item_key(r.image, name) for r, name in named}
     # Same image listed twice: identical rows are duplicates; different species is a conflict.
     by_image: OrderedDict[Path, list[tuple[ManifestRow, str]]] = OrderedDict()
@@ -212,9 +225,9 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
         if len({name for _, name in group}) > 1:
             listed = "; ".join(f"line {r.line}: {name}" for r, name in group)
             for r, name in group:
-                errors.append(_RowError(r.line, r.image, name, DatasetError.code,
-                                        f"{r.image} is listed with different species ({listed}).\n  How to fix: "
-                                        "keep the row with the right species and delete the others."))
+                errors.append(_RowError.of(r, name, DatasetError(
+                    f"{r.image} is listed with different species ({listed}).",
+                    "Keep the row with the right species and delete the others.")))
             continue
         firsts.append(group[0])
         duplicates += [f"line {r.line} repeats line {group[0][0].line} ({r.image})" for r, _ in group[1:]]
@@ -225,27 +238,27 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
         if pairs is not None:
             contrasts = pairs.get(name)
             if not contrasts:
-                errors.append(_RowError(row.line, row.image, name, DatasetError.code,
-                                        f"No contrast species for {name} in the pairs file.\n  How to fix: add a "
-                                        "row with it to --pairs, or leave --pairs out to use the classifier's "
-                                        "nearest species."))
+                errors.append(_RowError.of(row, name, DatasetError(
+                    f"No contrast species for {name} in the pairs file.",
+                    "Add a row with it to --pairs, or leave --pairs out to use the classifier's nearest species.")))
                 continue
         if not row.path.is_file():
-            errors.append(_RowError(row.line, row.image, name, "FT003",
-                                    f"Image file {row.path} does not exist.\n  How to fix: check the path (paths "
-                                    "are relative to the manifest's folder)."))
+            errors.append(_RowError.of(row, name, BadImageError(
+                f"Image file {row.path} does not exist.",
+                "Check the path (paths are relative to the manifest's folder).")))
             continue
         try:
             sha = file_sha256(row.path)
         except OSError as exc:
-            errors.append(_RowError(row.line, row.image, name, "FT003", f"Cannot read {row.path}: {exc}"))
+            errors.append(_RowError.of(row, name, BadImageError(f"Cannot read {row.path}: {exc}",
+                                                                 "Check that the file is readable.")))
             continue
         if sha in by_hash:
             first = by_hash[sha]
             if first.species != name:
-                errors.append(_RowError(row.line, row.image, name, DatasetError.code,
-                                        f"{row.image} is the same photo as {first.image} (line {first.line}) but "
-                                        f"labelled {name}, not {first.species}.\n  How to fix: correct the label."))
+                errors.append(_RowError.of(row, name, DatasetError(
+                    f"{row.image} is the same photo as {first.image} (line {first.line}) but labelled {name}, "
+                    f"not {first.species}.", "Correct the label.")))
             else:
                 duplicates.append(f"line {row.line} is the same photo as line {first.line} ({row.image})")
             continue
@@ -352,9 +365,9 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
 
     start = time.perf_counter()
     if workers < 1:
-        raise ConfigError(f"--workers must be at least 1, not {workers}.", "Use --workers 1 (or the number of cores).")
+        raise BadValueError(f"--workers must be at least 1, not {workers}.", "Use --workers 1 (or the number of cores).")
     if workers > 1 and pipeline is not None:
-        raise ConfigError("A pre-loaded pipeline can only be used with workers=1.", "Pass workers=1.")
+        raise ConflictingOptionsError("A pre-loaded pipeline can only be used with workers=1.", "Pass workers=1.")
     model_dir = Path(model_dir)
     card, fingerprint = classifier_fingerprint(model_dir)
     species = SpeciesIndex(card["class_names"], card.get("common_names"))
@@ -472,7 +485,7 @@ def _run_parallel(todo: list, workers: int, model_dir: Path, scorer: str, expert
                 try:
                     status, payload = fut.result()
                 except BrokenProcessPool as exc:
-                    raise ConfigError(f"A worker process died ({exc}); the describe pipeline could not be "
+                    raise BatchError(f"A worker process died ({exc}); the describe pipeline could not be "
                                       "loaded or ran out of memory there.",
                                       "Run with --workers 1 to see the underlying error.") from exc
                 if status == "ok":

@@ -37,7 +37,7 @@ from pipeline.scoring import (
 )
 from prompts.compose import Clause, compose_paragraph
 from prompts.phrases import candidate_phrases
-from traits.errors import ConfigError, TraitsError
+from traits.errors import BadValueError, ConflictingOptionsError, MissingValueError, TraitsError
 from traits.expert import load_expert
 from traits.match import check
 from traits.model import TraitDifference
@@ -291,9 +291,9 @@ class Pipeline:
         t_idx = clf.index(target_species) if target_species is not None else pred
         if t_idx == c_idx:
             if target_species is not None:
-                raise ConfigError(f"The contrast species is the target species ({clf.label(c_idx)}).",
+                raise ConflictingOptionsError(f"The contrast species is the target species ({clf.label(c_idx)}).",
                                   "Pick a different, similar species to compare with (e.g. its sibling).")
-            raise ConfigError(
+            raise ConflictingOptionsError(
                 f"The classifier says this photo shows {clf.label(pred)} (probability {float(probs[pred]):.2f}), "
                 "the same species you asked to contrast it with.",
                 "Pass target_species= (CLI: --target) to say what the photo shows, or choose another contrast.")
@@ -304,7 +304,7 @@ class Pipeline:
         """Describe how the pictured species differs from contrast_species (see the module docstring)."""
         t0 = time.perf_counter()
         if not isinstance(top_k, int) or top_k < 1:
-            raise ConfigError(f"top_k must be a positive whole number (got {top_k!r}).", "Use e.g. top_k=5.")
+            raise BadValueError(f"top_k must be a positive whole number (got {top_k!r}).", "Use e.g. top_k=5.")
         img = load_image(image)
         warnings_: list[str] = []
         if max(img.size) > MAX_WORK_SIDE:
@@ -403,9 +403,9 @@ class Pipeline:
         clf = self.classifier
         a_idx, b_idx = clf.index(species_a), clf.index(species_b)
         if a_idx == b_idx:
-            raise ConfigError(f"Both sets are labelled {clf.label(a_idx)}.", "Pass two different species.")
+            raise ConflictingOptionsError(f"Both sets are labelled {clf.label(a_idx)}.", "Pass two different species.")
         if not images_a or not images_b:
-            raise ConfigError("describe_pair needs at least one photo of each species.", "Pass two non-empty lists.")
+            raise MissingValueError("describe_pair needs at least one photo of each species.", "Pass two non-empty lists.")
         a, b = clf.class_names[a_idx], clf.class_names[b_idx]
         names = [a, b, clf.common_names[a_idx] or "", clf.common_names[b_idx] or ""]
         cands, lists = self._candidates(a, b, names)
@@ -452,7 +452,7 @@ def describe(image: Any, contrast_species: Any, model: str | Path | Pipeline | N
         return model.describe(image, contrast_species, target_species=target_species, top_k=top_k)
     model = model or os.environ.get(MODEL_ENV)
     if not model:
-        raise ConfigError(
+        raise MissingValueError(
             "No model is configured for describe().",
             f"Train one with `finer-traits train DATA --out MODEL_DIR` (or run `make demo` for a synthetic one) and "
             f"pass model=MODEL_DIR, or set the environment variable {MODEL_ENV}=MODEL_DIR.")

@@ -21,7 +21,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from traits.errors import ConfigError, DatabaseError, FinerTraitsError
+from traits.errors import (
+    BadValueError,
+    DatabaseError,
+    FinerTraitsError,
+    MissingDependencyError,
+    UnknownChoiceError,
+)
 from traits.migrations import current_revision, upgrade
 from traits.names import display_name
 from traits.version import __version__
@@ -413,12 +419,12 @@ class TraitDB:
         try:
             parsed = sa.make_url(self.url)
         except (sa.exc.ArgumentError, ValueError) as exc:
-            raise ConfigError(f"{self.url!r} is not a database URL.",
+            raise BadValueError(f"{self.url!r} is not a database URL.",
                               "Use a SQLite file (`results.sqlite` or `sqlite:///results.sqlite`) or "
                               "`postgresql+psycopg://user:password@host/dbname`.") from exc
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
-            raise ConfigError(f"Database URL {redact_url(self.url)} uses {self.dialect!r}; finer-traits supports SQLite "
+            raise UnknownChoiceError(f"Database URL {redact_url(self.url)} uses {self.dialect!r}; finer-traits supports SQLite "
                               "and PostgreSQL.", "Use `sqlite:///FILE` or `postgresql+psycopg://user@host/dbname`.")
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
@@ -441,7 +447,7 @@ class TraitDB:
         try:
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
         except (sa.exc.NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
-            raise ConfigError(f"No database driver for {redact_url(self.url)} ({exc}).",
+            raise MissingDependencyError(f"No database driver for {redact_url(self.url)} ({exc}).",
                               "For PostgreSQL install psycopg: `pip install 'finer-traits[postgres]'` and use "
                               "`postgresql+psycopg://...`.") from exc
         if self.dialect == "sqlite":

@@ -58,15 +58,64 @@ class CheckpointError(FinerTraitsError):
 
 
 class ConfigError(FinerTraitsError):
-    """An option value that is not valid (device, method, scorer spec, ...)."""
+    """An option or argument that cannot be used; the subclasses below say which kind of problem it is."""
 
     code = "FT006"
+
+
+class UnknownChoiceError(ConfigError):
+    """A name that is not one of the known choices (CAM method, scorer, backbone, device, format, dataset, ...)."""
+
+    code = "FT007"
+
+
+class BadValueError(ConfigError):
+    """A value of the wrong form or out of range (a negative count, a gamma of NaN, an array of the wrong shape)."""
+
+    code = "FT008"
+
+
+class MissingValueError(ConfigError):
+    """Something required was not given (no model folder, no ids, an empty list)."""
+
+    code = "FT009"
+
+
+class ConflictingOptionsError(ConfigError):
+    """Options that contradict each other or do not fit what they are used with (contrast = target species)."""
+
+    code = "FT010"
+
+
+class LayerError(ConfigError):
+    """The model's layers cannot give a class activation map as asked (no such layer, not a feature map, ...)."""
+
+    code = "FT011"
+
+
+class MissingDependencyError(ConfigError):
+    """Something the options need is not on this machine: an optional package, a database driver, a GPU."""
+
+    code = "FT012"
+
+
+class PathError(ConfigError):
+    """A path that points at the wrong kind of thing: a folder for a file, a folder that does not exist, a file
+    that cannot be read or whose kind cannot be told from its name."""
+
+    code = "FT013"
 
 
 class DatabaseError(FinerTraitsError):
     """The trait database cannot be opened, read or written (wrong URL, locked, read-only, unreachable)."""
 
     code = "FT020"
+
+
+class BatchError(FinerTraitsError):
+    """A batch run cannot go on (a worker process died)."""
+
+    code = "FT021"
 
 
 class TraitsError(DatasetError):

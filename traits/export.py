@@ -27,7 +27,7 @@ from traits.db import (
     trait_assertions,
     traits,
 )
-from traits.errors import ConfigError
+from traits.errors import MissingDependencyError, UnknownChoiceError
 from traits.io import atomic_write, output_file
 from traits.review import latest_curation
 
@@ -116,7 +116,7 @@ def export(db: TraitDB, fmt: str, out: str | Path, run_id: int | None = None) ->
     """Write the assertions (of one run, or all) as csv, parquet or dwca to out; returns the path."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
-        raise ConfigError(f"Unknown export format {fmt!r}.", f"Use one of {', '.join(FORMATS)}.")
+        raise UnknownChoiceError(f"Unknown export format {fmt!r}.", f"Use one of {', '.join(FORMATS)}.")
     frame = assertions_frame(db, run_id)
     out = Path(out)
     if fmt == "csv":
@@ -125,7 +125,7 @@ def export(db: TraitDB, fmt: str, out: str | Path, run_id: int | None = None) ->
         try:
             import pyarrow  # noqa: F401
         except ImportError as exc:
-            raise ConfigError("Parquet export needs pyarrow.", "pip install 'finer-traits[parquet]'") from exc
+            raise MissingDependencyError("Parquet export needs pyarrow.", "pip install 'finer-traits[parquet]'") from exc
         return atomic_write(output_file(out), lambda p: frame.to_parquet(p, index=False))
     if frame.empty:
         raise DatabaseError("There are no trait assertions to export" + (f" in run {run_id}." if run_id else "."),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from traits.errors import ConfigError
+from traits.errors import PathError
 
 
 def _umask() -> int:
@@ -58,8 +58,8 @@ def output_file(path: str | os.PathLike, option: str = "--out") -> Path:
     """path as a file to write: refused (ConfigError) when it is a folder or its folder does not exist."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{path} is a folder.", f"Pass a file name for {option}, e.g. traits.csv.")
+        raise PathError(f"{path} is a folder.", f"Pass a file name for {option}, e.g. traits.csv.")
     if not path.parent.exists():
-        raise ConfigError(f"The folder {path.parent} for {path.name} does not exist.",
+        raise PathError(f"The folder {path.parent} for {path.name} does not exist.",
                           f"Create it, or pass another {option}.")
     return path

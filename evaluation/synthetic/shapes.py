@@ -25,7 +25,7 @@ from evaluation.synthetic.io import (
     write_csv,
     write_json,
 )
-from traits.errors import ConfigError
+from traits.errors import BadValueError
 
 DATASET_VERSION = 1
 SHAPE_CLASSES = ["filled circle", "outline circle", "filled square", "outline square", "filled triangle",
@@ -78,12 +78,12 @@ def make_shapes(out_dir: str | Path, n_per_class: int = 100, image_size: int = 2
                 progress: bool = False) -> Path:
     """Write the synthetic shapes dataset to out_dir (layout: see evaluation.synthetic) and return its path."""
     if n_per_class < 1:
-        raise ConfigError(f"n_per_class must be at least 1 (got {n_per_class}).", "Pass a positive number.")
+        raise BadValueError(f"n_per_class must be at least 1 (got {n_per_class}).", "Pass a positive number.")
     if not 32 <= image_size <= 2048:
-        raise ConfigError(f"image_size must be between 32 and 2048 pixels (got {image_size}).",
+        raise BadValueError(f"image_size must be between 32 and 2048 pixels (got {image_size}).",
                           "Use e.g. 64-128 for tests, 256 for the paper's setting.")
     if not 0.0 <= test_fraction < 1.0:
-        raise ConfigError(f"test_fraction must be in [0, 1) (got {test_fraction}).", "Use e.g. 0.25.")
+        raise BadValueError(f"test_fraction must be in [0, 1) (got {test_fraction}).", "Use e.g. 0.25.")
     config = dict(name="synthetic-shapes", version=DATASET_VERSION, seed=int(seed), image_size=int(image_size),
                   n_per_class=int(n_per_class), test_fraction=float(test_fraction), clutter=float(clutter))
     with atomic_dataset_dir(out_dir, config, overwrite) as tmp:

@@ -26,7 +26,7 @@ from evaluation.synthetic.io import (
     write_csv,
     write_json,
 )
-from traits.errors import ConfigError
+from traits.errors import BadValueError
 
 DATASET_VERSION = 2  # 2: the hindwing margin is the outer border only (not the edge along body and forewing)
 TEMPLATE_SIZE = 256
@@ -97,7 +97,7 @@ MAX_SPECIES = len(DESIGNS)
 def species_designs(n_species: int = 6) -> list[SpeciesDesign]:
     """The first n_species designs (an even number: whole sibling pairs)."""
     if n_species < 2 or n_species > MAX_SPECIES or n_species % 2:
-        raise ConfigError(f"n_species must be an even number from 2 to {MAX_SPECIES} (got {n_species}).",
+        raise BadValueError(f"n_species must be an even number from 2 to {MAX_SPECIES} (got {n_species}).",
                           "Species come in sibling pairs; pick 2, 4, 6, ... up to the number of designed pairs.")
     return DESIGNS[:n_species]
 
@@ -252,12 +252,12 @@ def make_species(out_dir: str | Path, n_per_species: int = 40, image_size: int =
     """Write the synthetic species dataset to out_dir (layout: see evaluation.synthetic) and return its path."""
     designs = species_designs(n_species)
     if n_per_species < 1:
-        raise ConfigError(f"n_per_species must be at least 1 (got {n_per_species}).", "Pass a positive number.")
+        raise BadValueError(f"n_per_species must be at least 1 (got {n_per_species}).", "Pass a positive number.")
     if not 32 <= image_size <= 2048:
-        raise ConfigError(f"image_size must be between 32 and 2048 pixels (got {image_size}).",
+        raise BadValueError(f"image_size must be between 32 and 2048 pixels (got {image_size}).",
                           "Use e.g. 96 or 128 for tests, 224-256 for benchmarks.")
     if not 0.0 <= test_fraction < 1.0:
-        raise ConfigError(f"test_fraction must be in [0, 1) (got {test_fraction}).", "Use e.g. 0.25.")
+        raise BadValueError(f"test_fraction must be in [0, 1) (got {test_fraction}).", "Use e.g. 0.25.")
     nuisance = nuisance or Nuisance()
     config = dict(name="synthetic-species", version=DATASET_VERSION, seed=int(seed), image_size=int(image_size),
                   n_per_species=int(n_per_species), n_species=int(n_species), test_fraction=float(test_fraction),

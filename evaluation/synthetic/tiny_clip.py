@@ -37,7 +37,7 @@ from pipeline.regions import PART_LAYOUTS, core_box, organism_mask
 from pipeline.scorers.clip import CROP_PADS
 from pipeline.scorers.openclip import TRAINED_VOCABULARY
 from pipeline.scoring import crop_part, side_pieces, square_crop
-from traits.errors import ConfigError, DatasetError
+from traits.errors import BadValueError, DatasetError
 from traits.vocab import load_vocab
 
 CROP_SIZE = 64
@@ -425,14 +425,14 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
     from safetensors.torch import save_file
 
     if max_steps is None and not minutes > 0:
-        raise ConfigError(f"minutes must be positive (got {minutes}).", "Pass e.g. minutes=3 (CLI: --minutes 3).")
+        raise BadValueError(f"minutes must be positive (got {minutes}).", "Pass e.g. minutes=3 (CLI: --minutes 3).")
     if max_steps is not None and max_steps < 1:
-        raise ConfigError(f"max_steps must be at least 1 (got {max_steps}).", "Pass a positive number or None.")
+        raise BadValueError(f"max_steps must be at least 1 (got {max_steps}).", "Pass a positive number or None.")
     if batch_size < 2:
-        raise ConfigError(f"batch_size must be at least 2 (got {batch_size}).", "Contrastive training needs "
+        raise BadValueError(f"batch_size must be at least 2 (got {batch_size}).", "Contrastive training needs "
                           "several crops per step; use e.g. 64.")
     if not value_weight >= 0:
-        raise ConfigError(f"value_weight must be 0 or more (got {value_weight}).", "Use e.g. 1.0, or 0 to turn it off.")
+        raise BadValueError(f"value_weight must be 0 or more (got {value_weight}).", "Use e.g. 1.0, or 0 to turn it off.")
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.is_dir():
         raise DatasetError(f"Dataset folder {dataset_dir} does not exist.",

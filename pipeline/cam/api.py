@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 
 from pipeline.cam.engine import CamRequest, CamResult, run
 from pipeline.models.classifier import Classifier
-from traits.errors import ConfigError
+from traits.errors import ConflictingOptionsError, MissingValueError
 
 
 def _check(classifier) -> None:
     if not isinstance(classifier, Classifier):
-        raise ConfigError(f"explain needs a finer-traits Classifier, got {type(classifier).__name__}.",
+        raise ConflictingOptionsError(f"explain needs a finer-traits Classifier, got {type(classifier).__name__}.",
                           "Load one with pipeline.models.load_classifier(MODEL_DIR).")
 
 
@@ -22,7 +22,7 @@ def explain_many(classifier: Classifier, images, requests: Sequence[CamRequest |
     _check(classifier)
     reqs = [r if isinstance(r, CamRequest) else CamRequest(**dict(r)) for r in requests]
     if not reqs:
-        raise ConfigError("No CAM requests were given.", "Pass at least one CamRequest.")
+        raise MissingValueError("No CAM requests were given.", "Pass at least one CamRequest.")
     if layer is not None:
         reqs = [r if r.layer is not None else CamRequest(**{**r.__dict__, "layer": layer}) for r in reqs]
     x = classifier.prepare(images)

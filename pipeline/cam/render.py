@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from traits.errors import ConfigError
+from traits.errors import PathError
 from traits.io import atomic_write
 
 # Anchors of a perceptually ordered dark-blue -> yellow-white heat scale (hand-made: matplotlib is not a dependency).
@@ -83,6 +83,6 @@ def save_image_atomic(img: Image.Image, out: Path) -> Path:
     """Write via a temporary file in the same folder, then rename: no half-written files."""
     out = Path(out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
-        raise ConfigError(f"Cannot tell the image format of {out}.", "Use a file name ending in .png or .jpg.")
+        raise PathError(f"Cannot tell the image format of {out}.", "Use a file name ending in .png or .jpg.")
     out.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(out, img.save)

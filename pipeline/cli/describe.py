@@ -11,7 +11,7 @@ from rich.table import Table
 
 import pipeline
 from pipeline.cli import app
-from traits.errors import ConfigError
+from traits.errors import MissingValueError
 
 console = Console()
 
@@ -37,7 +37,7 @@ def describe(
 ) -> None:
     """Describe the traits that tell the photo's species apart from --contrast, checked against expert lists."""
     if model is None:
-        raise ConfigError("No model folder was given.",
+        raise MissingValueError("No model folder was given.",
                           f"Pass --model MODEL_DIR (from `finer-traits train DATA --out MODEL_DIR`) or set {pipeline.MODEL_ENV}.")
     pipe = pipeline.Pipeline.load(model, scorer=scorer, expert=expert, device=device, progress=not json_out)
     result = pipe.describe(image, contrast, target_species=target, top_k=top_k)

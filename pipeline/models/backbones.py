@@ -11,7 +11,7 @@ from torch import nn
 
 from pipeline.models import efficientnet_lite0
 from pipeline.models.preprocess import Preprocess
-from traits.errors import CheckpointError, ConfigError, ModelUnavailableError
+from traits.errors import CheckpointError, ModelUnavailableError, UnknownChoiceError
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 # Friendly names -> (timm architecture, default weights source).
@@ -52,7 +52,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
         kwargs["img_size"] = image_size
     if not timm.is_model(arch):
         close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
-        raise ConfigError(f"Unknown backbone {name!r}.",
+        raise UnknownChoiceError(f"Unknown backbone {name!r}.",
                           f"Use a timm model name, e.g. {', '.join(close) or 'efficientnet_lite0, resnet50, vit_base_patch16_224'}.")
     model = _create_from_hub(arch, kwargs) if weights == "hub" else timm.create_model(arch, pretrained=False, **kwargs)
     if weights == efficientnet_lite0.WEIGHTS_ID:
