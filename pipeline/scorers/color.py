@@ -18,7 +18,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from pipeline.scorers.base import Scorer, crop_arrays
+from pipeline.scorers.base import Scorer, crop_arrays, register_scorer
 from traits.vocab import load_vocab
 
 # The palette (base colours, their sRGB anchors and the colour words folded onto them) is the vocabulary's
@@ -136,6 +136,7 @@ def _pattern_share(member: np.ndarray, fg: np.ndarray, pattern: str) -> float:
     return covered / n_fg
 
 
+@register_scorer("colour")
 class ColorScorer(Scorer):
     """Offline scorer for colour and pattern phrases: shares of named CIELAB colours and of spot/band blobs."""
 
