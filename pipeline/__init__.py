@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from pipeline.batch import run_batch
     from pipeline.cam import CamRequest, explain, explain_many, parse_method
     from pipeline.describe import MODEL_ENV, DescribeResult, Pipeline, describe
-    from pipeline.images import load_image
+    from pipeline.images import image_files, load_image
     from pipeline.models import Classifier, load_classifier
     from pipeline.report import write_report
     from pipeline.train import train_classifier
@@ -32,6 +32,7 @@ lazy_exports(__name__, {
     "describe": "pipeline.describe",
     "explain": "pipeline.cam",
     "explain_many": "pipeline.cam",
+    "image_files": "pipeline.images",
     "load_classifier": "pipeline.models",
     "load_image": "pipeline.images",
     "parse_method": "pipeline.cam",
@@ -41,5 +42,5 @@ lazy_exports(__name__, {
 })
 
 __all__ = ["CamRequest", "Classifier", "DescribeResult", "FinerTraitsError", "MODEL_ENV", "Pipeline", "__version__",
-           "describe", "explain", "explain_many", "load_classifier", "load_image", "parse_method", "run_batch",
-           "train_classifier", "write_report"]
+           "describe", "explain", "explain_many", "image_files", "load_classifier", "load_image", "parse_method",
+           "run_batch", "train_classifier", "write_report"]
