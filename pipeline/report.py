@@ -37,7 +37,7 @@ def heat_overlay(image: Image.Image, cam: np.ndarray, alpha: float = 0.5) -> Ima
         from matplotlib import colormaps
 
         colour = colormaps["jet"](c)[..., :3]
-    except Exception:  # noqa: BLE001 - matplotlib is optional
+    except ImportError:  # matplotlib is not a dependency: without it the map is drawn red over blue
         colour = np.stack([c, np.zeros_like(c), 1 - c], -1)
     base = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     out = (1 - alpha) * base + alpha * colour

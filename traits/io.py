@@ -38,7 +38,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException:  # Ctrl-C included: never leave the temporary file behind, then re-raise
         tmp.unlink(missing_ok=True)
         raise
     return path

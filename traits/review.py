@@ -44,7 +44,7 @@ def default_curator() -> str:
         return name
     try:
         return getpass.getuser()
-    except Exception:  # no login name in some containers
+    except (KeyError, OSError):  # no login name in some containers (no passwd entry for the user id)
         return "unknown"
 
 

@@ -90,7 +90,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # foreign or damaged files fail inside zip, pickle or torch with many error types
         raise CheckpointError(f"Could not read weights from {path} ({type(exc).__name__}: {str(exc)[:200]}).",
                               "Pass a .safetensors file or a plain PyTorch state dict (pickled code is refused).") from exc
     for key in ("state_dict", "model", "model_state_dict"):

@@ -70,7 +70,7 @@ def load_classifier(model_dir: str | Path, device: str | torch.device = "auto") 
     card = read_card(path)
     try:
         tensors = load_file(str(path / HEAD))
-    except Exception as exc:
+    except Exception as exc:  # safetensors reports damaged files as SafetensorError, OSError or ValueError
         raise CheckpointError(f"{path / HEAD} is damaged ({exc}).", "Re-train or restore the model folder.") from exc
     dev = resolve_device(device)
     preprocess = Preprocess.from_dict(card["preprocess"])
