@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from pipeline.masks import mask_box
 from pipeline.regions import PART_LAYOUTS, Region, core_box, masked_crop, part_pieces
 from pipeline.scorers.base import Scorer
 from prompts.phrases import PATTERNS, SHAPES, Candidate, render_trait
@@ -51,8 +52,7 @@ def context_crop(image: Image.Image, mask: np.ndarray | None, pad: float = 0.15)
     """The photo cut to the mask's box grown by `pad` on each side (the whole photo without a mask)."""
     if mask is None or not mask.any():
         return image
-    ys, xs = np.nonzero(mask)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    x0, y0, x1, y1 = mask_box(mask)
     px, py = int(pad * (x1 - x0)) + 1, int(pad * (y1 - y0)) + 1
     w, h = image.size
     return image.crop((max(0, x0 - px), max(0, y0 - py), min(w, x1 + px), min(h, y1 + py)))
@@ -69,8 +69,7 @@ def square_crop(image: Image.Image, mask: np.ndarray, pad: float = SIDE_CROP_PAD
                 min_share: float = SIDE_CROP_MIN) -> Image.Image:
     """A square crop centred on the mask's box (side = the box's longer side grown by pad, at least min_share of
     the photo's short side), shifted to stay inside the photo."""
-    ys, xs = np.nonzero(mask)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    x0, y0, x1, y1 = mask_box(mask)
     w, h = image.size
     side = min(max(x1 - x0, y1 - y0, min_share * min(w, h)) * (1 + pad), w, h)
     left = min(max((x0 + x1 - side) / 2, 0), w - side)

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from evaluation.synthetic.io import atomic_dataset_dir
 from pipeline.device import resolve_device
+from pipeline.masks import mask_box
 from pipeline.regions import PART_LAYOUTS, core_box, organism_mask
 from pipeline.scorers.clip import CROP_PADS
 from pipeline.scorers.openclip import TRAINED_VOCABULARY
@@ -218,8 +219,7 @@ def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str],
     out, seen = [], set()
     for key in keys:
         for piece in side_pieces(organism, key, "butterfly", box):
-            ys, xs = np.nonzero(piece)
-            extent = (key[0], xs.min(), xs.max(), ys.min(), ys.max())
+            extent = (key[0], *mask_box(piece))
             if extent in seen:  # a sub-part inside its host's pieces (a band) gives the host's crop again
                 continue
             seen.add(extent)
@@ -256,8 +256,7 @@ def extract_crops(dataset_dir: Path, split: str, part_names: dict[int, str], var
             regions.append((name, comp, big))
         for _ in range(variants):
             for name, comp, big in regions:
-                ys, xs = np.nonzero(comp == big[rng.integers(len(big))])
-                box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+                box = mask_box(comp == big[rng.integers(len(big))])
                 if jitter:
                     crop = _crop(rgb, box, rng.uniform(0.2, 0.8), rng.uniform(-0.1, 0.1, 2), min_side,
                                  float(np.exp(rng.uniform(-0.4, 0.4))))
@@ -266,9 +265,8 @@ def extract_crops(dataset_dir: Path, split: str, part_names: dict[int, str], var
                 images.append(crop)
                 species.append(row["species"])
                 parts.append(name)
-            ys, xs = np.nonzero(labels)
-            if len(xs):
-                box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            box = mask_box(labels)
+            if box is not None:
                 images.append(_crop(rgb, box, rng.uniform(0.0, 0.2) if jitter else 0.1, np.zeros(2), min_side))
                 species.append(row["species"])
                 parts.append(WHOLE)
