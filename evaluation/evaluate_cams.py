@@ -562,13 +562,19 @@ def run_benchmark(classifier, evalset: EvalSet, methods: Sequence[str], out: str
     paired = paired_comparison(per_image)
     table = render_report(evalset, summary, corr, methods, by_pair, paired)
     _write_csv_atomic(per_image, out / "per_image.csv")
+    _write_tables(out, summary, corr, by_pair, paired, table)
+    return BenchmarkResult(per_image, summary, corr, table, out, paired)
+
+
+def _write_tables(out: Path, summary: pd.DataFrame, corr: pd.DataFrame, by_pair: pd.DataFrame,
+                  paired: pd.DataFrame, table: str) -> None:
+    """The tables computed from per_image.csv: paired.csv, summary.csv, correlations.csv, by_pair.csv, table.md."""
     _write_csv_atomic(paired, out / "paired.csv")
     _write_csv_atomic(summary, out / "summary.csv")
     _write_csv_atomic(corr, out / "correlations.csv")
     if not by_pair.empty:
         _write_csv_atomic(by_pair, out / "by_pair.csv")
     _write_text_atomic(table + "\n", out / "table.md")
-    return BenchmarkResult(per_image, summary, corr, table, out, paired)
 
 
 def render_report(evalset: EvalSet, summary: pd.DataFrame, corr: pd.DataFrame, methods: Sequence[str],
@@ -603,10 +609,5 @@ def rebuild_tables(out: str | Path, name: str = "") -> str:
     n_images = per_image.groupby("method").size().max()
     evalset = EvalSet(pd.DataFrame(index=range(int(n_images))), name or meta.get("dataset", out.name))
     table = render_report(evalset, summary, corr, methods, by_pair, paired)
-    _write_csv_atomic(paired, out / "paired.csv")
-    _write_csv_atomic(summary, out / "summary.csv")
-    _write_csv_atomic(corr, out / "correlations.csv")
-    if not by_pair.empty:
-        _write_csv_atomic(by_pair, out / "by_pair.csv")
-    _write_text_atomic(table + "\n", out / "table.md")
+    _write_tables(out, summary, corr, by_pair, paired, table)
     return table

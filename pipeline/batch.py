@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import multiprocessing as mp
+import signal
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -18,6 +21,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
 
 from pipeline.describe import Pipeline
 from pipeline.images import load_image
@@ -272,8 +279,6 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
 
 
 def _image_size(path: Path) -> tuple[int | None, int | None]:
-    from PIL import Image
-
     try:
         with Image.open(path) as img:
             return img.size
@@ -321,10 +326,6 @@ _WORKER: _Describer | None = None
 
 def _init_worker(model_dir: str, scorer: str, expert: str | None, top_k: int) -> None:
     global _WORKER
-    import signal
-
-    import torch
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides what stops
     torch.set_num_threads(1)  # N workers x all cores each would oversubscribe the CPU
     _WORKER = _Describer(load_pipeline(model_dir, scorer, expert), Path(model_dir), top_k)
@@ -359,10 +360,6 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
     pipeline: an already loaded describe Pipeline (tests, notebooks); otherwise loaded from model_dir, once per
     worker when workers > 1. on_item(item, outcome) is called after each photo ('ok' or 'error').
     """
-    import time
-
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     if workers < 1:
         raise BadValueError(f"--workers must be at least 1, not {workers}.", "Use --workers 1 (or the number of cores).")
@@ -381,23 +378,7 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
                         expert_source=expert, tool_version=__version__)
     report = BatchReport(run.id, run.resumed, tdb.url, len(rows))
     try:
-        items, row_errors, report.duplicates, row_keys = plan_items(rows, species, pair_map)
-        for e in row_errors:
-            tdb.record_error(run.id, item_key(e.image, e.species), e.image, e.message, species=e.species,
-                             manifest_row=e.line, error_code=e.code)
-        # Rows of this manifest that are fine now (fixed, duplicate, done) lose their old errors; errors of rows
-        # from other manifests of the same run stay.
-        keep = {item_key(e.image, e.species) for e in row_errors} | {item.key for item in items}
-        tdb.clear_errors(run.id, row_keys - keep)
-        done = tdb.completed(run.id)
-        todo: list[tuple[BatchItem, list[str] | None]] = []
-        for item in items:
-            have = done.get(item.sha256, set())
-            missing = None if item.contrasts is None else [c for c in item.contrasts if c not in have]
-            if (item.contrasts is None and have) or (missing is not None and not missing):
-                report.already_done += 1
-            else:
-                todo.append((item, missing))
+        todo = _todo(tdb, run.id, rows, species, pair_map, report)
         provenance_set = False
 
         def store(item: BatchItem, records: list) -> None:
@@ -416,29 +397,13 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
                              error_code=code)
 
         bar = tqdm(total=len(todo), desc=f"run {run.id}", unit="photo", disable=not progress, dynamic_ncols=True)
-        n_failed = 0
         try:
             if todo and workers == 1:
                 describer = _Describer(pipeline if pipeline is not None else load_pipeline(model_dir, scorer, expert),
                                        model_dir, top_k)
-                for item, contrasts in todo:
-                    try:
-                        records = describer(item, contrasts)
-                    except DatabaseError:
-                        raise
-                    except Exception as exc:  # one bad photo never stops the batch
-                        fail(item, getattr(exc, "code", type(exc).__name__), _message(exc))
-                        n_failed += 1
-                        outcome = "error"
-                    else:
-                        store(item, records)
-                        outcome = "ok"
-                    bar.update(1)
-                    bar.set_postfix(errors=n_failed, refresh=False)
-                    if on_item:
-                        on_item(item, outcome)
+                _run_serial(todo, describer, store, fail, bar, on_item)
             elif todo:
-                n_failed = _run_parallel(todo, workers, model_dir, scorer, expert, top_k, store, fail, bar, on_item)
+                _run_parallel(todo, workers, model_dir, scorer, expert, top_k, store, fail, bar, on_item)
         finally:
             bar.close()
         report.failed = tdb.errors(run.id)
@@ -456,6 +421,53 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
     return report
 
 
+def _todo(tdb: TraitDB, run_id: int, rows: list[ManifestRow], species: SpeciesIndex,
+          pair_map: dict[str, list[str]] | None, report: BatchReport) -> list[tuple[BatchItem, list[str] | None]]:
+    """Plan the rows, record the bad ones as errors, and return the photos (with the contrasts) still to describe;
+    counts duplicates and photos already done in report."""
+    items, row_errors, report.duplicates, row_keys = plan_items(rows, species, pair_map)
+    for e in row_errors:
+        tdb.record_error(run_id, item_key(e.image, e.species), e.image, e.message, species=e.species,
+                         manifest_row=e.line, error_code=e.code)
+    # Rows of this manifest that are fine now (fixed, duplicate, done) lose their old errors; errors of rows
+    # from other manifests of the same run stay.
+    keep = {item_key(e.image, e.species) for e in row_errors} | {item.key for item in items}
+    tdb.clear_errors(run_id, row_keys - keep)
+    done = tdb.completed(run_id)
+    todo: list[tuple[BatchItem, list[str] | None]] = []
+    for item in items:
+        have = done.get(item.sha256, set())
+        missing = None if item.contrasts is None else [c for c in item.contrasts if c not in have]
+        if (item.contrasts is None and have) or (missing is not None and not missing):
+            report.already_done += 1
+        else:
+            todo.append((item, missing))
+    return todo
+
+
+def _run_serial(todo: list, describer: _Describer, store: Callable, fail: Callable, bar: Any,
+                on_item: Callable | None) -> int:
+    """Describe in this process, one photo after another; returns how many failed."""
+    n_failed = 0
+    for item, contrasts in todo:
+        try:
+            records = describer(item, contrasts)
+        except DatabaseError:
+            raise
+        except Exception as exc:  # one bad photo never stops the batch
+            fail(item, getattr(exc, "code", type(exc).__name__), _message(exc))
+            n_failed += 1
+            outcome = "error"
+        else:
+            store(item, records)
+            outcome = "ok"
+        bar.update(1)
+        bar.set_postfix(errors=n_failed, refresh=False)
+        if on_item:
+            on_item(item, outcome)
+    return n_failed
+
+
 def _mark(tdb: Any, run_id: int, status: str) -> None:
     try:
         tdb.finish_run(run_id, status)
@@ -466,8 +478,6 @@ def _mark(tdb: Any, run_id: int, status: str) -> None:
 def _run_parallel(todo: list, workers: int, model_dir: Path, scorer: str, expert: str | None, top_k: int,
                   store: Callable, fail: Callable, bar: Any, on_item: Callable | None) -> int:
     """Describe in worker processes (each with its own Pipeline) while this process writes to the database."""
-    import multiprocessing as mp
-
     n_failed = 0
     queue = list(reversed(todo))
     running: dict[Future, BatchItem] = {}

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -147,40 +147,31 @@ UNCERTAIN_BELOW = 0.5  # target probability under which the result is flagged as
 MAX_WORK_SIDE = 1024  # huge photos are processed at this longest side (maps and regions need no more)
 
 
-def _part_vocab(group: str) -> PartVocab | None:
-    """The group's part hierarchy; None for a group the vocabulary does not know (parts then compare as words)."""
-    try:
-        return load_vocab().part_vocab(group)
-    except TraitsError:
-        return None
+class PartRelations:
+    """How two part names relate in a group's part hierarchy; a group the vocabulary does not know compares the
+    words ('hindwing margin' contains 'hindwing')."""
 
+    def __init__(self, group: str) -> None:
+        try:
+            self.parts: PartVocab | None = load_vocab().part_vocab(group)
+        except TraitsError:
+            self.parts = None
 
-def _related_parts(group: str) -> Callable[[str, str], bool]:
-    """A predicate: are two parts the same or one inside the other (vocabulary hierarchy)?"""
-    pv = _part_vocab(group)
-
-    def related(a: str, b: str) -> bool:
+    def related(self, a: str, b: str) -> bool:
+        """Are the parts the same, or one inside the other?"""
         if a == b:
             return True
-        if pv is None:
+        if self.parts is None:
             return a in b or b in a
-        return a in pv.ancestors(b) or b in pv.ancestors(a)
+        return a in self.parts.ancestors(b) or b in self.parts.ancestors(a)
 
-    return related
-
-
-def _finer_part(group: str) -> Callable[[str, str], bool]:
-    """A predicate: does part a lie inside part b ('hindwing margin' inside 'hindwing')?"""
-    pv = _part_vocab(group)
-
-    def finer(a: str, b: str) -> bool:
+    def finer(self, a: str, b: str) -> bool:
+        """Does part a lie inside part b ('hindwing margin' inside 'hindwing')?"""
         if a == b:
             return False
-        if pv is not None and b in pv.ancestors(a):
-            return True
-        return b in a
-
-    return finer
+        if self.parts is None:
+            return b in a
+        return b in self.parts.ancestors(a)
 
 
 def _expert_lists(expert: Any, names: Sequence[str]) -> list[Any | None]:
@@ -351,7 +342,8 @@ class Pipeline:
                              "traits are ranked by region-vs-organism contrast only and have no direction.")
         table = rank_phrases(cands, profile, whole, per_region, contrast_ref, target_ref,
                              floor_shown=shown_floor(self.scorer), absent_below=absent_threshold(self.scorer))
-        chosen = select_diverse(table, top_k, related=_related_parts(self.group), finer=_finer_part(self.group))
+        parts = PartRelations(self.group)
+        chosen = select_diverse(table, top_k, related=parts.related, finer=parts.finer)
 
         # 5. Words: traits with evidence and expert status, then the paragraph.
         diffs = [TraitDifference(trait=cands[int(r["index"])].trait, direction=r["direction"], target=target,
@@ -416,8 +408,8 @@ class Pipeline:
         scores_b = np.concatenate([profile_b([load_image(im) for im in images_b[i:i + 16]], phrases)
                                    for i in range(0, len(images_b), 16)])
         table = set_statistics(cands, scores_a, scores_b)
-        chosen = select_diverse(table, top_k, related=_related_parts(self.group), min_effect=0.0,
-                                finer=_finer_part(self.group))
+        parts = PartRelations(self.group)
+        chosen = select_diverse(table, top_k, related=parts.related, min_effect=0.0, finer=parts.finer)
         chosen = chosen[chosen["confidence"] != "weak"] if (chosen["confidence"] != "weak").any() else chosen
         diffs = [TraitDifference(trait=cands[int(r["index"])].trait, direction=r["direction"], target=a, contrast=b,
                                  score=float(r["auroc"]), phrase=r["phrase"]) for _, r in chosen.iterrows()]

@@ -16,14 +16,8 @@ from pipeline.errors import BadImageError, ConfigError, UnknownSpeciesError
 
 
 @pytest.fixture(scope="module")
-def model_dir(synthetic_species_dir, tmp_path_factory):
-    from pipeline.train import train_classifier
-
-    # One model per test session, shared by the describe test modules (training is the slow part).
-    out = tmp_path_factory.getbasetemp() / "describe-model"
-    if not (out / "card.json").is_file():
-        train_classifier(synthetic_species_dir, out, image_size=64, epochs=100, device="cpu")
-    return out
+def model_dir(describe_model_dir):
+    return describe_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,10 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from evaluation.benchmarks.describe_synthetic import markdown
+from evaluation.benchmarks.describe_synthetic import save_and_print
 from pipeline.describe import Pipeline
 from pipeline.paths import leeds_root
 from traits.match import expert_differences
@@ -79,10 +78,7 @@ def main() -> None:
     if leeds is None:
         raise SystemExit("Leeds butterflies not found: set FINER_TRAITS_DATA.")
     df = run(leeds, args.model, args.scorer, limit=args.limit)
-    if args.out:
-        df.to_csv(args.out, index=False)
-    print(markdown(summarise(df)))
-    print(f"median seconds per photo: {np.median(df['seconds']):.2f}")
+    save_and_print(df, summarise(df), args.out)
 
 
 if __name__ == "__main__":

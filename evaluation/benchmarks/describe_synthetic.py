@@ -103,6 +103,14 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def save_and_print(df: pd.DataFrame, summary: pd.DataFrame, out: Path | None, note: str = "") -> None:
+    """Write the per-photo table to out (when given), print the summary as markdown and the median time."""
+    if out:
+        df.to_csv(out, index=False)
+    print(markdown(summary))
+    print(f"median seconds per photo{note}: {df['seconds'].median():.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("runs/synth"))
@@ -120,10 +128,7 @@ def main() -> None:
         print(f"trained classifier: test accuracy {rep.accuracy:.3f}")
     df = run(data, args.model, args.scorer, attributes=tuple(args.attributes.split(",")), limit=args.limit,
              references=args.references)
-    if args.out:
-        df.to_csv(args.out, index=False)
-    print(markdown(summarise(df)))
-    print(f"median seconds per photo (warm references after the first): {df['seconds'].median():.2f}")
+    save_and_print(df, summarise(df), args.out, " (warm references after the first)")
 
 
 if __name__ == "__main__":
