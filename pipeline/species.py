@@ -21,7 +21,7 @@ class SpeciesIndex:
             raise ValueError("common_names must have one entry per class name")
         self.common_names = [display_name(c) if c else None for c in commons]
         self._lookup: dict[str, int] = {}
-        for i, (sci, com) in enumerate(zip(self.class_names, self.common_names)):
+        for i, (sci, com) in enumerate(zip(self.class_names, self.common_names, strict=True)):
             self._lookup.setdefault(normalise_name(sci), i)
             if com:
                 self._lookup.setdefault(normalise_name(com), i)

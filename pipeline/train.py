@@ -67,7 +67,7 @@ class FeatureCache:
                 keys = json.loads(self.index_path.read_text())
                 feats = load_file(str(self.tensor_path))["features"]
                 if len(keys["keys"]) == feats.shape[0]:
-                    self.features = dict(zip(keys["keys"], feats))
+                    self.features = dict(zip(keys["keys"], feats, strict=True))
                     self.failed = keys.get("failed", {})
             except Exception as exc:  # a damaged cache is only a cache: rebuild it
                 log.warning("Ignoring unreadable feature cache %s (%s)", self.tensor_path, exc)
@@ -210,7 +210,7 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
                      "n_skipped": len(skipped), "epochs": epochs, "lr": lr, "seed": seed, "device": str(dev),
                      "seconds": round(seconds, 1), "images_per_species": frame["species"].value_counts().to_dict()},
         "accuracy": None if accuracy is None else round(accuracy, 4),
-        "per_species_accuracy": dict(zip(summary["species"], summary["accuracy"].round(4))),
+        "per_species_accuracy": dict(zip(summary["species"], summary["accuracy"].round(4), strict=True)),
     }
     save_classifier(clf, out, card)
     _write_table(out / "references.csv", frame.assign(image=frame["path"])[["image", "species", "split"]])

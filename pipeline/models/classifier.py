@@ -157,7 +157,7 @@ class ZeroShotClassifier(Classifier):
 
     def _species_embeddings(self) -> torch.Tensor:
         rows = []
-        for sci, common in zip(self.class_names, self.common_names):
+        for sci, common in zip(self.class_names, self.common_names, strict=True):
             emb = self.encode_text(species_prompts(sci, common, self.templates))
             rows.append(F.normalize(emb.mean(0), dim=-1))
         return torch.stack(rows)
