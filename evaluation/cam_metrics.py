@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from scipy import sparse
 from scipy.sparse.linalg import spsolve
+from scipy.stats import rankdata
 
 from traits.errors import BadValueError
 
@@ -376,8 +377,6 @@ def pixel_roc_auc(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     AUC = (sum of ranks of mask pixels - P (P + 1) / 2) / (P Q) for P mask and Q background pixels;
     NaN when the mask is empty or covers the whole image.
     """
-    from scipy.stats import rankdata
-
     maps, g = _gt(maps, masks)
     scores = maps.flatten(1).cpu().double().numpy()
     pos = g.flatten(1).cpu().numpy()

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from scipy.stats import kendalltau, spearmanr, wilcoxon
+from scipy.stats import t as student_t
 from tqdm.auto import tqdm
 
 from evaluation import baselines
@@ -276,8 +278,6 @@ def batch_metrics(classifier, x: torch.Tensor, maps: torch.Tensor, target: torch
 
 def summarise(per_image: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Mean and 95 % t-interval per method and metric (NaNs dropped): columns method, metric, n, mean, lo, hi."""
-    from scipy.stats import t as student_t
-
     metrics = [m for m in (metrics or DIRECTION) if m in per_image]
     rows = []
     for method, grp in per_image.groupby("method", sort=False):
@@ -344,9 +344,6 @@ def paired_comparison(per_image: pd.DataFrame, metrics: Sequence[str] = PAIRED_M
 
     Paired, because both maps explain the same image: image-to-image spread (part size, pose) cancels out, so a
     real but small effect is not hidden by the overlapping intervals of the two unpaired means."""
-    from scipy.stats import t as student_t
-    from scipy.stats import wilcoxon
-
     rows = []
     methods = list(dict.fromkeys(per_image["method"]))
     keys = ["image", "contrast_species"] if "contrast_species" in per_image else ["image"]
@@ -408,8 +405,6 @@ def metric_correlations(summary: pd.DataFrame, references: Sequence[str] = ("mas
     Metrics are oriented so that higher is better first; a positive correlation means the metric ranks the
     methods the way the ground truth does.
     """
-    from scipy.stats import kendalltau, spearmanr
-
     means = summary.pivot(index="method", columns="metric", values="mean")
     rows = []
     for ref in references:

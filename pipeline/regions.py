@@ -9,9 +9,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from scipy.cluster.vq import kmeans2
+from skimage.color import rgb2lab
 
 from pipeline.masks import mask_box
 
@@ -99,9 +102,6 @@ def organism_mask(image: Image.Image, saliency: np.ndarray | None = None, n_colo
     of the border: wings whose colour is close to the background (brown on leaf litter) and parts the saliency
     left out come back (Leeds test split: mean IoU with the hand-drawn masks 0.56 rough, 0.78 refined).
     """
-    from scipy.cluster.vq import kmeans2
-    from skimage.color import rgb2lab
-
     rgb_full = image.convert("RGB")
     w, h = rgb_full.size
     scale = min(1.0, OUTLINE_SIDE / max(w, h))
@@ -138,8 +138,6 @@ def organism_mask(image: Image.Image, saliency: np.ndarray | None = None, n_colo
 def _grabcut(rgb: np.ndarray, rough: np.ndarray, fg: np.ndarray, border: int) -> np.ndarray:
     """The rough outline redrawn by GrabCut: certain background on the border strip, certain foreground in the
     rough outline's eroded core where the colour test agreed, probable foreground within a margin around it."""
-    import cv2
-
     h, w = rough.shape
     labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
     labels[ndimage.binary_dilation(rough, iterations=max(2, min(h, w) // 25))] = cv2.GC_PR_FGD

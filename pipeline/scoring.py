@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from scipy import stats
 
 from pipeline.masks import mask_box
 from pipeline.regions import PART_LAYOUTS, Region, core_box, masked_crop, part_pieces
@@ -383,8 +384,6 @@ def select_diverse(table: pd.DataFrame, top_k: int, related: Callable[[str, str]
 def set_statistics(candidates: Sequence[Candidate], scores_a: np.ndarray, scores_b: np.ndarray) -> pd.DataFrame:
     """VisDiff statistics per phrase for two photo sets [n_a, P] and [n_b, P]: AUROC (A over B), mean difference,
     standardised effect and Welch t-test p-value; best separated first."""
-    from scipy import stats
-
     rows = []
     for j, c in enumerate(candidates):
         a = scores_a[:, j][np.isfinite(scores_a[:, j])]

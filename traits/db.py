@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from traits.errors import (
@@ -504,11 +505,8 @@ class TraitDB:
 
     def _insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT (with on_conflict_do_nothing) for table."""
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        return dialect.insert(table)
 
     def _insert_ignore(self, conn: Connection, table: sa.Table, values: dict, keys: Sequence[str]) -> int:
         """Insert values unless a row with the same unique keys exists; return that row's id either way."""

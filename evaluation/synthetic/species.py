@@ -12,6 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from evaluation.synthetic import draw
 from evaluation.synthetic.draw import PALETTE, Nuisance
@@ -193,8 +195,6 @@ def species_template(sp: SpeciesDesign) -> np.ndarray:
         labels[fore & draw.ellipse_mask(s, _px(side * tx, ty), (tr * scale, tr * scale))] = PART_IDS["forewing tip"]
     body = draw.ellipse_mask(s, _px(0.0, 0.05), (0.075 * scale, 0.55 * scale))
     body |= draw.ellipse_mask(s, _px(0.0, -0.53), (0.085 * scale, 0.085 * scale))
-    from PIL import Image, ImageDraw  # antennae are thin strokes, simplest drawn directly
-
     img = Image.fromarray(body.astype(np.uint8))
     d = ImageDraw.Draw(img)
     for side in (1, -1):
@@ -202,8 +202,6 @@ def species_template(sp: SpeciesDesign) -> np.ndarray:
     labels[np.asarray(img, dtype=bool)] = PART_IDS["body"]
     # A wing margin is the outer border (termen), as in field guides: the strip of the hindwing ring that runs along
     # the body or under the forewing is ground colour, so 'margin' never touches the body.
-    from scipy import ndimage
-
     solid = ndimage.binary_fill_holes(ndimage.binary_closing(labels > 0, iterations=4))  # no slivers by the body
     outer = draw.erode(solid, int(0.09 * scale))
     labels[(labels == PART_IDS["hindwing margin"]) & outer] = PART_IDS["hindwing"]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import save_file
 from scipy import ndimage
 from tqdm.auto import tqdm
 
@@ -420,8 +421,6 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
     to the CLIP loss; 0 trains the CLIP loss alone. Re-running with identical arguments on a finished folder returns it
     without training again. On the CPU,
     threads=None uses only the cores that are free now (see _free_cpu_threads)."""
-    from safetensors.torch import save_file
-
     if max_steps is None and not minutes > 0:
         raise BadValueError(f"minutes must be positive (got {minutes}).", "Pass e.g. minutes=3 (CLI: --minutes 3).")
     if max_steps is not None and max_steps < 1:
@@ -490,7 +489,7 @@ def _train(train: Crops, test: Crops, pos: torch.Tensor, values: torch.Tensor, c
            value_weight: float, rng: np.random.Generator, progress: bool) -> tuple:
     """The training loop (time budget in seconds or max_steps); returns (model on CPU, losses, steps, seconds,
     held-out metrics)."""
-    import open_clip
+    import open_clip  # heavy: only when the tiny CLIP is trained
 
     model = open_clip.CLIP(**TINY_CLIP_CONFIG).to(dev)
     tokenizer = open_clip.get_tokenizer("ViT-B-16", context_length=TINY_CLIP_CONFIG["text_cfg"]["context_length"])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from pipeline.models import efficientnet_lite0
@@ -40,7 +41,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
     weights: 'default' (packaged weights for efficientnet_lite0, else the hub), 'hub', 'random' / None,
     or a local file (.safetensors, .pth, .pt, .bin).
     """
-    import timm
+    import timm  # heavy (about 1 s): only when a backbone is built, never at CLI start
 
     arch, default_weights = ALIASES.get(name, (name, "hub"))
     if weights == "default":
@@ -67,7 +68,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
 
 
 def _create_from_hub(arch: str, kwargs: dict) -> nn.Module:
-    import timm
+    import timm  # heavy (about 1 s): only when a backbone is built, never at CLI start
 
     try:
         return timm.create_model(arch, pretrained=True, **kwargs)
@@ -86,8 +87,6 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelUnavailableError(f"Weights file {path} does not exist.", "Check the path passed as weights.")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # foreign or damaged files fail inside zip, pickle or torch with many error types

@@ -41,7 +41,7 @@ def _offline_fix(spec: str) -> str:
 
 def load_open_clip(spec: str, device: torch.device | str = "cpu") -> OpenClipBundle:
     """Create an open_clip model, tokenizer and preprocessing from a spec (see module docstring)."""
-    import open_clip
+    import open_clip  # heavy: only when a CLIP model is used
 
     spec = str(spec).strip()
     if not spec:

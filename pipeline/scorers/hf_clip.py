@@ -34,7 +34,7 @@ class TransformersClipScorer(ClipScorer):
 
     def __init__(self, model: str, device: str | torch.device = "auto", templates: Sequence[str] | None = None,
                  batch_size: int = 32) -> None:
-        from transformers import AutoModel, AutoProcessor
+        from transformers import AutoModel, AutoProcessor  # heavy (seconds): only for the 'hf' scorer
 
         self.model_id = str(model)
         self.device = resolve_device(device)
