@@ -1,4 +1,4 @@
-"""`python -m pipeline.cli`: the finer-traits command line without the console script."""
+"""`python -m pipeline.cli`: the same entry point as the finer-traits command."""
 
 from pipeline.cli import main
 
