@@ -51,9 +51,11 @@ def describe(
                                 f"{pipeline.MODEL_ENV}.")
     photos = pipeline.image_files(images)
     several = len(photos) > 1
-    if several and report is not None and report.suffix.lower() in (".html", ".htm"):
+    if several and report is not None and (report.suffix.lower() in (".html", ".htm") or report.is_file()):
         raise PathError(f"--report {report} names one file, but {len(photos)} photos are described.",
                         "Pass a folder for --report: each photo gets its own PHOTO_NAME.html there.")
+    if not several and report is not None and report.is_dir():
+        raise PathError(f"--report {report} is a folder.", "Pass a file name such as report.html.")
     pipe = pipeline.Pipeline.load(model, scorer=scorer, expert=expert, device=device, progress=not json_out)
     results, failed = [], 0
     for photo in photos:
