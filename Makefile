@@ -17,13 +17,15 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m pipeline.demo
+	$(PY) -m evaluation.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# ruff for style and bugs; import-linter for the layers (contracts in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipeline prompts traits evaluation tests
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m evaluation.benchmarks.cam_speed

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.errors import ConfigError
+from traits.errors import BadValueError, UnknownChoiceError
 
 BASELINES = ("random", "random-smooth", "ones", "constant", "centre")
 
@@ -37,7 +37,7 @@ def ones_map(n: int, height: int, width: int) -> torch.Tensor:
 def constant_map(n: int, height: int, width: int, value: float = 0.5) -> torch.Tensor:
     """A flat map at `value`: same ranking as all-ones, but half the mass (differs for Complexity, Average Drop)."""
     if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"constant map value {value} is outside [0, 1].", "Use a value between 0 and 1.")
+        raise BadValueError(f"constant map value {value} is outside [0, 1].", "Use a value between 0 and 1.")
     return torch.full((n, height, width), float(value))
 
 
@@ -64,7 +64,7 @@ def baseline_maps(name: str, n: int, height: int, width: int, seed: int = 0) -> 
         return constant_map(n, height, width)
     if key in ("centre", "centre-gaussian", "gaussian"):
         return centre_gaussian_map(n, height, width)
-    raise ConfigError(f"Unknown baseline map {name!r}.", f"Use one of {', '.join(BASELINES)}.")
+    raise UnknownChoiceError(f"Unknown baseline map {name!r}.", f"Use one of {', '.join(BASELINES)}.")
 
 
 def is_baseline(method: str) -> bool:

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from scipy import sparse
 from scipy.sparse.linalg import spsolve
+from scipy.stats import rankdata
 
-from pipeline.errors import ConfigError
+from traits.errors import BadValueError
 
 Indices = int | Sequence[int] | torch.Tensor | np.ndarray
 ROAD_PERCENTAGES = (20, 40, 60, 80)
@@ -41,7 +42,7 @@ def as_indices(idx: Indices | None, n: int, name: str = "target") -> torch.Tenso
     if t.ndim == 0:
         t = t.expand(n)
     if t.shape[0] != n or t.ndim > 2:
-        raise ConfigError(f"{name} has shape {tuple(t.shape)} for {n} images.",
+        raise BadValueError(f"{name} has shape {tuple(t.shape)} for {n} images.",
                           f"Pass one {name} index per image (or a single int for all).")
     return t
 
@@ -49,13 +50,13 @@ def as_indices(idx: Indices | None, n: int, name: str = "target") -> torch.Tenso
 def check_maps(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     """Maps as float [N, H, W] on the images' device and at the images' size (bilinear resize if needed)."""
     if images.ndim != 4:
-        raise ConfigError(f"images have shape {tuple(images.shape)}; expected [N, 3, H, W].",
+        raise BadValueError(f"images have shape {tuple(images.shape)}; expected [N, 3, H, W].",
                           "Pass a normalised batch (Classifier.prepare gives one).")
     maps = maps.detach().float().to(images.device)
     if maps.ndim == 4 and maps.shape[1] == 1:
         maps = maps[:, 0]
     if maps.ndim != 3 or maps.shape[0] != images.shape[0]:
-        raise ConfigError(f"maps have shape {tuple(maps.shape)} for images {tuple(images.shape)}.",
+        raise BadValueError(f"maps have shape {tuple(maps.shape)} for images {tuple(images.shape)}.",
                           "Pass one [H, W] map per image.")
     if maps.shape[-2:] != images.shape[-2:]:
         maps = F.interpolate(maps[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
@@ -339,7 +340,7 @@ def _gt(maps: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     if masks.ndim == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
     if masks.shape[0] != maps.shape[0]:
-        raise ConfigError(f"{masks.shape[0]} masks for {maps.shape[0]} maps.", "Pass one mask per map.")
+        raise BadValueError(f"{masks.shape[0]} masks for {maps.shape[0]} maps.", "Pass one mask per map.")
     maps = maps.detach().float()
     masks = masks.to(maps.device)
     if masks.shape[-2:] != maps.shape[-2:]:
@@ -376,8 +377,6 @@ def pixel_roc_auc(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     AUC = (sum of ranks of mask pixels - P (P + 1) / 2) / (P Q) for P mask and Q background pixels;
     NaN when the mask is empty or covers the whole image.
     """
-    from scipy.stats import rankdata
-
     maps, g = _gt(maps, masks)
     scores = maps.flatten(1).cpu().double().numpy()
     pos = g.flatten(1).cpu().numpy()

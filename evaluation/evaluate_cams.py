@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +24,21 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from scipy.stats import kendalltau, spearmanr, wilcoxon
+from scipy.stats import t as student_t
 from tqdm.auto import tqdm
 
 from evaluation import baselines
 from evaluation import cam_metrics as cm
-from pipeline.errors import ConfigError, DatasetError, UnknownSpeciesError
+from pipeline.cam import explain
+from pipeline.datasets import read_dataset
+from traits.errors import (
+    DatasetError,
+    MissingValueError,
+    UnknownChoiceError,
+    UnknownSpeciesError,
+)
+from traits.io import atomic_write, write_text_atomic
 
 # +1: higher is better, -1: lower is better. Names are the per-image CSV columns.
 GT_FREE = {"rd@5": 1, "rd@10": 1, "deletion": -1, "insertion": 1, "morf": -1, "lerf": 1, "road": 1,
@@ -104,8 +112,6 @@ def _subset(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
 
 
 def _read_split(data_dir: Path, split: str) -> pd.DataFrame:
-    from pipeline.datasets import read_dataset
-
     manifest = data_dir / "manifest.csv"
     if not manifest.is_file():
         raise DatasetError(f"{data_dir} has no manifest.csv.", "Pass the dataset folder that holds manifest.csv.")
@@ -199,8 +205,6 @@ class MapMaker:
         self.classifier, self.method, self.gamma, self.seed, self.layer = classifier, method, gamma, seed, layer
         self.baseline = baselines.is_baseline(method)
         self.last_references: list[list[int]] | None = None
-        if not self.baseline:
-            _engine()
 
     def __call__(self, x: torch.Tensor, target: torch.Tensor, contrast: torch.Tensor | None,
                  batch_no: int = 0, again: bool = False) -> torch.Tensor:
@@ -216,7 +220,7 @@ class MapMaker:
         elif again and self.last_references is not None:
             # Re-explain against the same references, not the top classes of the masked image.
             kwargs["contrast"] = self.last_references
-        res = _engine()(self.classifier, x, **kwargs)
+        res = explain(self.classifier, x, **kwargs)
         refs = getattr(res, "reference_idx", None)
         if not again and refs is not None and torch.as_tensor(refs).numel():
             rows = torch.as_tensor(refs).tolist()
@@ -228,15 +232,6 @@ class MapMaker:
 
 def _is_refine(method: str) -> bool:
     return method.endswith("refinecam") or "refine-" in method
-
-
-def _engine():
-    try:
-        from pipeline.cam import explain
-    except ImportError as exc:
-        raise ConfigError(f"The CAM engine (pipeline.cam) cannot be imported ({exc}).",
-                          "Reinstall finer-traits, or evaluate only baselines (--methods random ones).") from exc
-    return explain
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -267,7 +262,7 @@ def batch_metrics(classifier, x: torch.Tensor, maps: torch.Tensor, target: torch
     out["complexity"] = cm.complexity(maps)
     if want & {"coherency", "adcc", "arcc"}:
         if maker is None:
-            raise ConfigError("Coherency needs the method that made the maps.", "Pass maker=MapMaker(...).")
+            raise MissingValueError("Coherency needs the method that made the maps.", "Pass maker=MapMaker(...).")
         again = maker(x * maps[:, None], target, contrast, batch_no=batch_no, again=True)
         out["coherency"] = cm.coherency(maps.cpu(), cm.check_maps(x, again).cpu())
     if "adcc" in want:
@@ -293,8 +288,6 @@ def batch_metrics(classifier, x: torch.Tensor, maps: torch.Tensor, target: torch
 
 def summarise(per_image: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Mean and 95 % t-interval per method and metric (NaNs dropped): columns method, metric, n, mean, lo, hi."""
-    from scipy.stats import t as student_t
-
     metrics = [m for m in (metrics or DIRECTION) if m in per_image]
     rows = []
     for method, grp in per_image.groupby("method", sort=False):
@@ -363,9 +356,6 @@ def paired_comparison(per_image: pd.DataFrame, metrics: Sequence[str] = PAIRED_M
     Paired, because both maps explain the same image: image-to-image spread (part size, pose) cancels out, so a
     real but small effect is not hidden by the overlapping intervals of the two unpaired means. `pairs` names
     other (method, base) pairs to compare, e.g. a multi-layer Finer map against last-layer Grad-CAM."""
-    from scipy.stats import t as student_t
-    from scipy.stats import wilcoxon
-
     rows = []
     methods = list(dict.fromkeys(per_image["method"]))
     keys = ["image", "contrast_species"] if "contrast_species" in per_image else ["image"]
@@ -427,8 +417,6 @@ def metric_correlations(summary: pd.DataFrame, references: Sequence[str] = ("mas
     Metrics are oriented so that higher is better first; a positive correlation means the metric ranks the
     methods the way the ground truth does.
     """
-    from scipy.stats import kendalltau, spearmanr
-
     means = summary.pivot(index="method", columns="metric", values="mean")
     rows = []
     for ref in references:
@@ -486,18 +474,12 @@ def correlation_table(corr: pd.DataFrame) -> str:
 
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def _write_text_atomic(text: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def _fingerprint(classifier, evalset: EvalSet, metrics: Sequence[str], gamma: float, seed: int,
@@ -514,7 +496,7 @@ def check_methods(methods: Sequence[str]) -> list[str]:
     known = set(CAM_METHODS) | set(SCORECAM_METHODS) | set(BASELINE_METHODS) | {"all-ones", "center"}
     bad = [m for m in methods if m not in known and not baselines.is_baseline(m)]
     if bad:
-        raise ConfigError(f"Unknown CAM method(s) {bad}.",
+        raise UnknownChoiceError(f"Unknown CAM method(s) {bad}.",
                           f"Use any of {', '.join(CAM_METHODS + SCORECAM_METHODS + BASELINE_METHODS)}.")
     return list(dict.fromkeys(methods))
 
@@ -528,7 +510,7 @@ def run_benchmark(classifier, evalset: EvalSet, methods: Sequence[str], out: str
         [metrics] if isinstance(metrics, str) else list(metrics))
     unknown = [m for m in metric_list if m not in GT_FREE]
     if unknown:
-        raise ConfigError(f"Unknown metric(s) {unknown}.", f"Use 'fast', 'full' or names from {list(GT_FREE)}.")
+        raise UnknownChoiceError(f"Unknown metric(s) {unknown}.", f"Use 'fast', 'full' or names from {list(GT_FREE)}.")
     if len(evalset) == 0:
         raise DatasetError("No images to evaluate.", "Check --split, --limit and --pairs.")
     out = Path(out)
@@ -587,13 +569,19 @@ def run_benchmark(classifier, evalset: EvalSet, methods: Sequence[str], out: str
     paired = paired_comparison(per_image)
     table = render_report(evalset, summary, corr, methods, by_pair, paired)
     _write_csv_atomic(per_image, out / "per_image.csv")
+    _write_tables(out, summary, corr, by_pair, paired, table)
+    return BenchmarkResult(per_image, summary, corr, table, out, paired)
+
+
+def _write_tables(out: Path, summary: pd.DataFrame, corr: pd.DataFrame, by_pair: pd.DataFrame,
+                  paired: pd.DataFrame, table: str) -> None:
+    """The tables computed from per_image.csv: paired.csv, summary.csv, correlations.csv, by_pair.csv, table.md."""
     _write_csv_atomic(paired, out / "paired.csv")
     _write_csv_atomic(summary, out / "summary.csv")
     _write_csv_atomic(corr, out / "correlations.csv")
     if not by_pair.empty:
         _write_csv_atomic(by_pair, out / "by_pair.csv")
     _write_text_atomic(table + "\n", out / "table.md")
-    return BenchmarkResult(per_image, summary, corr, table, out, paired)
 
 
 def render_report(evalset: EvalSet, summary: pd.DataFrame, corr: pd.DataFrame, methods: Sequence[str],
@@ -628,10 +616,5 @@ def rebuild_tables(out: str | Path, name: str = "") -> str:
     n_images = per_image.groupby("method").size().max()
     evalset = EvalSet(pd.DataFrame(index=range(int(n_images))), name or meta.get("dataset", out.name))
     table = render_report(evalset, summary, corr, methods, by_pair, paired)
-    _write_csv_atomic(paired, out / "paired.csv")
-    _write_csv_atomic(summary, out / "summary.csv")
-    _write_csv_atomic(corr, out / "correlations.csv")
-    if not by_pair.empty:
-        _write_csv_atomic(by_pair, out / "by_pair.csv")
-    _write_text_atomic(table + "\n", out / "table.md")
+    _write_tables(out, summary, corr, by_pair, paired, table)
     return table

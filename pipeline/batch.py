@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import multiprocessing as mp
+import signal
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -19,8 +22,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, DatasetError, FinerTraitsError, UnknownSpeciesError
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from pipeline.describe import Pipeline
+from pipeline.images import load_image
+from pipeline.models.io import HEAD, load_classifier, read_card
 from pipeline.species import SpeciesIndex
+from traits.db import DatabaseError, ImageRecord, TraitDB, file_sha256, normalise_result
+from traits.errors import (
+    BadImageError,
+    BadValueError,
+    BatchError,
+    ConflictingOptionsError,
+    DatasetError,
+    FinerTraitsError,
+    UnknownSpeciesError,
+)
+from traits.version import __version__
 
 IMAGE_COLUMNS = ("image", "path", "file")
 SPECIES_COLUMNS = ("species", "scientific_name")
@@ -164,8 +184,6 @@ def read_pairs(path: str | Path, species: SpeciesIndex) -> dict[str, list[str]]:
 
 def classifier_fingerprint(model_dir: str | Path) -> tuple[dict, str]:
     """The model card and a hash of the weights plus the card fields that change predictions."""
-    from pipeline.models.io import HEAD, read_card
-
     card = read_card(model_dir)
     h = hashlib.sha256()
     with open(Path(model_dir) / HEAD, "rb") as fh:
@@ -187,12 +205,15 @@ class _RowError:
     code: str
     message: str
 
+    @classmethod
+    def of(cls, row: ManifestRow, species: str, error: FinerTraitsError) -> _RowError:
+        """The row's error as recorded in the database: the error's code and its full message with the fix."""
+        return cls(row.line, row.image, species, error.code, str(error))
+
 
 def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, list[str]] | None
                ) -> tuple[list[BatchItem], list[_RowError], list[str], set[str]]:
     """Turn manifest rows into items; returns (items, per-row errors, duplicate notes, every row's item key)."""
-    from traits.db import file_sha256
-
     errors: list[_RowError] = []
     duplicates: list[str] = []
     named: list[tuple[ManifestRow, str]] = []
@@ -200,7 +221,7 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
         try:
             named.append((row, species.class_names[species.index(row.species)]))
         except UnknownSpeciesError as exc:
-            errors.append(_RowError(row.line, row.image, row.species, exc.code, str(exc)))
+            errors.append(_RowError.of(row, row.species, exc))
     keys = {item_key(e.image, e.species) for e in errors} | {item_key(r.image, name) for r, name in named}
     # Same image listed twice: identical rows are duplicates; different species is a conflict.
     by_image: OrderedDict[Path, list[tuple[ManifestRow, str]]] = OrderedDict()
@@ -211,9 +232,9 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
         if len({name for _, name in group}) > 1:
             listed = "; ".join(f"line {r.line}: {name}" for r, name in group)
             for r, name in group:
-                errors.append(_RowError(r.line, r.image, name, DatasetError.code,
-                                        f"{r.image} is listed with different species ({listed}).\n  How to fix: "
-                                        "keep the row with the right species and delete the others."))
+                errors.append(_RowError.of(r, name, DatasetError(
+                    f"{r.image} is listed with different species ({listed}).",
+                    "Keep the row with the right species and delete the others.")))
             continue
         firsts.append(group[0])
         duplicates += [f"line {r.line} repeats line {group[0][0].line} ({r.image})" for r, _ in group[1:]]
@@ -224,27 +245,27 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
         if pairs is not None:
             contrasts = pairs.get(name)
             if not contrasts:
-                errors.append(_RowError(row.line, row.image, name, DatasetError.code,
-                                        f"No contrast species for {name} in the pairs file.\n  How to fix: add a "
-                                        "row with it to --pairs, or leave --pairs out to use the classifier's "
-                                        "nearest species."))
+                errors.append(_RowError.of(row, name, DatasetError(
+                    f"No contrast species for {name} in the pairs file.",
+                    "Add a row with it to --pairs, or leave --pairs out to use the classifier's nearest species.")))
                 continue
         if not row.path.is_file():
-            errors.append(_RowError(row.line, row.image, name, "FT003",
-                                    f"Image file {row.path} does not exist.\n  How to fix: check the path (paths "
-                                    "are relative to the manifest's folder)."))
+            errors.append(_RowError.of(row, name, BadImageError(
+                f"Image file {row.path} does not exist.",
+                "Check the path (paths are relative to the manifest's folder).")))
             continue
         try:
             sha = file_sha256(row.path)
         except OSError as exc:
-            errors.append(_RowError(row.line, row.image, name, "FT003", f"Cannot read {row.path}: {exc}"))
+            errors.append(_RowError.of(row, name, BadImageError(f"Cannot read {row.path}: {exc}",
+                                                                 "Check that the file is readable.")))
             continue
         if sha in by_hash:
             first = by_hash[sha]
             if first.species != name:
-                errors.append(_RowError(row.line, row.image, name, DatasetError.code,
-                                        f"{row.image} is the same photo as {first.image} (line {first.line}) but "
-                                        f"labelled {name}, not {first.species}.\n  How to fix: correct the label."))
+                errors.append(_RowError.of(row, name, DatasetError(
+                    f"{row.image} is the same photo as {first.image} (line {first.line}) but labelled {name}, "
+                    f"not {first.species}.", "Correct the label.")))
             else:
                 duplicates.append(f"line {row.line} is the same photo as line {first.line} ({row.image})")
             continue
@@ -258,8 +279,6 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
 
 
 def _image_size(path: Path) -> tuple[int | None, int | None]:
-    from PIL import Image
-
     try:
         with Image.open(path) as img:
             return img.size
@@ -291,15 +310,10 @@ class _Describer:
         if self._classifier is None:
             self._classifier = getattr(self.pipeline, "classifier", None)
             if self._classifier is None:
-                from pipeline.models.io import load_classifier
-
                 self._classifier = load_classifier(self.model_dir)
         return self._classifier
 
     def __call__(self, item: BatchItem, contrasts: list[str] | None) -> list:
-        from pipeline.images import load_image
-        from traits.db import normalise_result
-
         image = load_image(item.path)
         if contrasts is None:
             contrasts = nearest_species(self.classifier(), image, item.species)
@@ -312,10 +326,6 @@ _WORKER: _Describer | None = None
 
 def _init_worker(model_dir: str, scorer: str, expert: str | None, top_k: int) -> None:
     global _WORKER
-    import signal
-
-    import torch
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides what stops
     torch.set_num_threads(1)  # N workers x all cores each would oversubscribe the CPU
     _WORKER = _Describer(load_pipeline(model_dir, scorer, expert), Path(model_dir), top_k)
@@ -335,11 +345,6 @@ def _message(exc: BaseException) -> str:
 
 def load_pipeline(model_dir: str | Path, scorer: str, expert: str | None) -> Any:
     """pipeline.describe.Pipeline.load(model_dir, scorer=..., expert=...)."""
-    try:
-        from pipeline.describe import Pipeline
-    except ImportError as exc:  # the describe stage is missing from this install
-        raise ConfigError(f"The describe pipeline cannot be imported ({exc}).",
-                          "Reinstall finer-traits (`make install`).") from exc
     return Pipeline.load(model_dir, scorer=scorer, expert=expert)
 
 
@@ -355,17 +360,11 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
     pipeline: an already loaded describe Pipeline (tests, notebooks); otherwise loaded from model_dir, once per
     worker when workers > 1. on_item(item, outcome) is called after each photo ('ok' or 'error').
     """
-    import time
-
-    from tqdm.auto import tqdm
-
-    from traits.db import DatabaseError, ImageRecord, TraitDB
-
     start = time.perf_counter()
     if workers < 1:
-        raise ConfigError(f"--workers must be at least 1, not {workers}.", "Use --workers 1 (or the number of cores).")
+        raise BadValueError(f"--workers must be at least 1, not {workers}.", "Use --workers 1 (or the number of cores).")
     if workers > 1 and pipeline is not None:
-        raise ConfigError("A pre-loaded pipeline can only be used with workers=1.", "Pass workers=1.")
+        raise ConflictingOptionsError("A pre-loaded pipeline can only be used with workers=1.", "Pass workers=1.")
     model_dir = Path(model_dir)
     card, fingerprint = classifier_fingerprint(model_dir)
     species = SpeciesIndex(card["class_names"], card.get("common_names"))
@@ -374,30 +373,12 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
     tdb = db if isinstance(db, TraitDB) else TraitDB(db)
     configuration = {"classifier_sha256": fingerprint, "scorer": scorer, "expert": expert, "top_k": top_k,
                      "contrast": "pairs" if pair_map is not None else "nearest"}
-    from pipeline import __version__
-
     configuration["tool_version"] = __version__
     run = tdb.start_run(configuration, classifier=str(model_dir), classifier_sha256=fingerprint, scorer=scorer,
                         expert_source=expert, tool_version=__version__)
     report = BatchReport(run.id, run.resumed, tdb.url, len(rows))
     try:
-        items, row_errors, report.duplicates, row_keys = plan_items(rows, species, pair_map)
-        for e in row_errors:
-            tdb.record_error(run.id, item_key(e.image, e.species), e.image, e.message, species=e.species,
-                             manifest_row=e.line, error_code=e.code)
-        # Rows of this manifest that are fine now (fixed, duplicate, done) lose their old errors; errors of rows
-        # from other manifests of the same run stay.
-        keep = {item_key(e.image, e.species) for e in row_errors} | {item.key for item in items}
-        tdb.clear_errors(run.id, row_keys - keep)
-        done = tdb.completed(run.id)
-        todo: list[tuple[BatchItem, list[str] | None]] = []
-        for item in items:
-            have = done.get(item.sha256, set())
-            missing = None if item.contrasts is None else [c for c in item.contrasts if c not in have]
-            if (item.contrasts is None and have) or (missing is not None and not missing):
-                report.already_done += 1
-            else:
-                todo.append((item, missing))
+        todo = _todo(tdb, run.id, rows, species, pair_map, report)
         provenance_set = False
 
         def store(item: BatchItem, records: list) -> None:
@@ -416,29 +397,13 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
                              error_code=code)
 
         bar = tqdm(total=len(todo), desc=f"run {run.id}", unit="photo", disable=not progress, dynamic_ncols=True)
-        n_failed = 0
         try:
             if todo and workers == 1:
                 describer = _Describer(pipeline if pipeline is not None else load_pipeline(model_dir, scorer, expert),
                                        model_dir, top_k)
-                for item, contrasts in todo:
-                    try:
-                        records = describer(item, contrasts)
-                    except DatabaseError:
-                        raise
-                    except Exception as exc:  # one bad photo never stops the batch
-                        fail(item, getattr(exc, "code", type(exc).__name__), _message(exc))
-                        n_failed += 1
-                        outcome = "error"
-                    else:
-                        store(item, records)
-                        outcome = "ok"
-                    bar.update(1)
-                    bar.set_postfix(errors=n_failed, refresh=False)
-                    if on_item:
-                        on_item(item, outcome)
+                _run_serial(todo, describer, store, fail, bar, on_item)
             elif todo:
-                n_failed = _run_parallel(todo, workers, model_dir, scorer, expert, top_k, store, fail, bar, on_item)
+                _run_parallel(todo, workers, model_dir, scorer, expert, top_k, store, fail, bar, on_item)
         finally:
             bar.close()
         report.failed = tdb.errors(run.id)
@@ -456,6 +421,53 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
     return report
 
 
+def _todo(tdb: TraitDB, run_id: int, rows: list[ManifestRow], species: SpeciesIndex,
+          pair_map: dict[str, list[str]] | None, report: BatchReport) -> list[tuple[BatchItem, list[str] | None]]:
+    """Plan the rows, record the bad ones as errors, and return the photos (with the contrasts) still to describe;
+    counts duplicates and photos already done in report."""
+    items, row_errors, report.duplicates, row_keys = plan_items(rows, species, pair_map)
+    for e in row_errors:
+        tdb.record_error(run_id, item_key(e.image, e.species), e.image, e.message, species=e.species,
+                         manifest_row=e.line, error_code=e.code)
+    # Rows of this manifest that are fine now (fixed, duplicate, done) lose their old errors; errors of rows
+    # from other manifests of the same run stay.
+    keep = {item_key(e.image, e.species) for e in row_errors} | {item.key for item in items}
+    tdb.clear_errors(run_id, row_keys - keep)
+    done = tdb.completed(run_id)
+    todo: list[tuple[BatchItem, list[str] | None]] = []
+    for item in items:
+        have = done.get(item.sha256, set())
+        missing = None if item.contrasts is None else [c for c in item.contrasts if c not in have]
+        if (item.contrasts is None and have) or (missing is not None and not missing):
+            report.already_done += 1
+        else:
+            todo.append((item, missing))
+    return todo
+
+
+def _run_serial(todo: list, describer: _Describer, store: Callable, fail: Callable, bar: Any,
+                on_item: Callable | None) -> int:
+    """Describe in this process, one photo after another; returns how many failed."""
+    n_failed = 0
+    for item, contrasts in todo:
+        try:
+            records = describer(item, contrasts)
+        except DatabaseError:
+            raise
+        except Exception as exc:  # one bad photo never stops the batch
+            fail(item, getattr(exc, "code", type(exc).__name__), _message(exc))
+            n_failed += 1
+            outcome = "error"
+        else:
+            store(item, records)
+            outcome = "ok"
+        bar.update(1)
+        bar.set_postfix(errors=n_failed, refresh=False)
+        if on_item:
+            on_item(item, outcome)
+    return n_failed
+
+
 def _mark(tdb: Any, run_id: int, status: str) -> None:
     try:
         tdb.finish_run(run_id, status)
@@ -466,8 +478,6 @@ def _mark(tdb: Any, run_id: int, status: str) -> None:
 def _run_parallel(todo: list, workers: int, model_dir: Path, scorer: str, expert: str | None, top_k: int,
                   store: Callable, fail: Callable, bar: Any, on_item: Callable | None) -> int:
     """Describe in worker processes (each with its own Pipeline) while this process writes to the database."""
-    import multiprocessing as mp
-
     n_failed = 0
     queue = list(reversed(todo))
     running: dict[Future, BatchItem] = {}
@@ -485,7 +495,7 @@ def _run_parallel(todo: list, workers: int, model_dir: Path, scorer: str, expert
                 try:
                     status, payload = fut.result()
                 except BrokenProcessPool as exc:
-                    raise ConfigError(f"A worker process died ({exc}); the describe pipeline could not be "
+                    raise BatchError(f"A worker process died ({exc}); the describe pipeline could not be "
                                       "loaded or ran out of memory there.",
                                       "Run with --workers 1 to see the underlying error.") from exc
                 if status == "ok":

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import DatasetError
 from pipeline.images import is_image_file
-from pipeline.species import display_name
+from traits.errors import DatasetError
+from traits.names import display_name
 
 log = logging.getLogger(__name__)
 SPLITS = {"train": "train", "test": "test", "val": "test", "valid": "test", "validation": "test"}

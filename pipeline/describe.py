@@ -20,8 +20,30 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.errors import ConfigError
-from pipeline.regions import Region
+from pipeline.cam import CamRequest, default_method, explain, explain_many
+from pipeline.images import load_image
+from pipeline.models import load_classifier
+from pipeline.references import reference_scores
+from pipeline.regions import Region, extract_regions, organism_mask
+from pipeline.scorers import create_scorer
+from pipeline.scoring import (
+    absent_threshold,
+    image_profile,
+    rank_phrases,
+    region_scores,
+    select_diverse,
+    set_statistics,
+    shown_floor,
+)
+from prompts.compose import Clause, compose_paragraph
+from prompts.phrases import candidate_phrases
+from traits.errors import BadValueError, ConflictingOptionsError, MissingValueError, TraitsError
+from traits.expert import load_expert
+from traits.match import check
+from traits.model import TraitDifference
+from traits.names import normalise_name
+from traits.version import __version__
+from traits.vocab import PartVocab, load_vocab
 
 CONFIDENCES = ("strong", "moderate", "weak")
 
@@ -125,54 +147,35 @@ UNCERTAIN_BELOW = 0.5  # target probability under which the result is flagged as
 MAX_WORK_SIDE = 1024  # huge photos are processed at this longest side (maps and regions need no more)
 
 
-def _related_parts(group: str):
-    """A predicate: are two parts the same or one inside the other (vocabulary hierarchy)?"""
-    try:
-        from traits.vocab import load_vocab
+class PartRelations:
+    """How two part names relate in a group's part hierarchy; a group the vocabulary does not know compares the
+    words ('hindwing margin' contains 'hindwing')."""
 
-        pv = load_vocab().part_vocab(group)
-    except Exception:  # noqa: BLE001 - without the vocabulary only identical parts are related
-        pv = None
+    def __init__(self, group: str) -> None:
+        try:
+            self.parts: PartVocab | None = load_vocab().part_vocab(group)
+        except TraitsError:
+            self.parts = None
 
-    def related(a: str, b: str) -> bool:
+    def related(self, a: str, b: str) -> bool:
+        """Are the parts the same, or one inside the other?"""
         if a == b:
             return True
-        if pv is None:
+        if self.parts is None:
             return a in b or b in a
-        try:
-            return a in pv.ancestors(b) or b in pv.ancestors(a)
-        except Exception:  # noqa: BLE001
-            return a in b or b in a
+        return a in self.parts.ancestors(b) or b in self.parts.ancestors(a)
 
-    return related
-
-
-def _finer_part(group: str):
-    """A predicate: does part a lie inside part b ('hindwing margin' inside 'hindwing')?"""
-    try:
-        from traits.vocab import load_vocab
-
-        pv = load_vocab().part_vocab(group)
-    except Exception:  # noqa: BLE001 - without the vocabulary, fall back on the words
-        pv = None
-
-    def finer(a: str, b: str) -> bool:
+    def finer(self, a: str, b: str) -> bool:
+        """Does part a lie inside part b ('hindwing margin' inside 'hindwing')?"""
         if a == b:
             return False
-        if pv is not None:
-            try:
-                return b in pv.ancestors(a)
-            except Exception:  # noqa: BLE001
-                pass
-        return b in a
-
-    return finer
+        if self.parts is None:
+            return b in a
+        return b in self.parts.ancestors(a)
 
 
 def _expert_lists(expert: Any, names: Sequence[str]) -> list[Any | None]:
     """The expert TraitList of each named species (None where the source has none)."""
-    from pipeline.species import normalise_name
-
     if expert is None:
         return [None] * len(names)
     lists: list[Any] = []
@@ -194,8 +197,6 @@ def load_expert_source(expert: Any, group: str = "butterfly") -> Any:
     """An expert source loaded with traits.load_expert ({taxon: TraitList}); None stays None."""
     if expert is None:
         return None
-    from traits.expert import load_expert
-
     return load_expert(expert, group=group)
 
 
@@ -204,8 +205,6 @@ def check_statuses(differences: list[Any], expert_target: Any, expert_contrast: 
     """traits.check statuses (confirmed / contradicted / new) for generated differences; None without lists."""
     if expert_target is None and expert_contrast is None:
         return [None] * len(differences)
-    from traits.match import check
-
     checked = check(differences, expert_target if expert_target is not None else [],
                            expert_contrast if expert_contrast is not None else [], group=group)
     return [getattr(c, "status", None) for c in checked]
@@ -218,8 +217,6 @@ class Pipeline:
                  model_dir: str | Path | None = None, gamma: float = 0.6, n_regions: int = 3,
                  max_references: int = 16, uncertain_below: float = UNCERTAIN_BELOW, n_controls: int = 8,
                  device: str = "auto", progress: bool = False) -> None:
-        from pipeline.scorers import create_scorer
-
         self.classifier = classifier
         self.scorer = create_scorer(scorer, device=device)
         self.expert = load_expert_source(expert, group)
@@ -240,16 +237,12 @@ class Pipeline:
     def load(cls, model_dir: str | Path, scorer: Any = "color", expert: Any = None, device: str = "auto",
              **kwargs: Any) -> Pipeline:
         """Load the classifier in MODEL_DIR and build the scorer ('color', 'openclip:<id or path>', 'hf:<id or path>')."""
-        from pipeline.models import load_classifier
-
         clf = load_classifier(model_dir, device=device)
         group = kwargs.pop("group", None) or clf.card.get("taxon_group") or "butterfly"
         return cls(clf, scorer=scorer, expert=expert, group=group, model_dir=model_dir, device=device, **kwargs)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _candidates(self, target: str, contrast: str, names: Sequence[str]) -> tuple[list, list]:
-        from prompts.phrases import candidate_phrases
-
         lists = [tl for tl in _expert_lists(self.expert, [target, contrast])]
         cands = candidate_phrases(self.group, [tl for tl in lists if tl is not None], species_names=names,
                                   n_controls=self.n_controls)
@@ -260,9 +253,6 @@ class Pipeline:
     def _profile_fn(self, cands: Sequence[Any], species: Any = None):
         """profile(images, phrases) -> scores [n, P], computed exactly as for the described photo (same organism
         estimate, with the classifier's Grad-CAM for `species` as saliency, one batched pass per call)."""
-        from pipeline.regions import organism_mask
-        from pipeline.scoring import image_profile
-
         by_phrase = {c.phrase: c for c in cands}
 
         def profile(images, phrases):
@@ -275,8 +265,6 @@ class Pipeline:
 
     def _saliency(self, images: list, species: Any) -> np.ndarray:
         """Plain Grad-CAM of `species` for a batch of photos (where the classifier looks): [N, H, W] in [0, 1]."""
-        from pipeline.cam import explain
-
         return explain(self.classifier, images, target=species, method="gradcam").maps.numpy()
 
     def _cache_key(self) -> str:
@@ -284,8 +272,6 @@ class Pipeline:
 
     def references(self, species: str, cands: Sequence[Any]) -> np.ndarray | None:
         """Reference scores [n_photos, n_candidates] of one species (cached in the model dir)."""
-        from pipeline.references import reference_scores
-
         return reference_scores(self.model_dir, species, [c.phrase for c in cands], self._profile_fn(cands, species),
                                 self._cache_key(), max_images=self.max_references, progress=self.progress)
 
@@ -296,9 +282,9 @@ class Pipeline:
         t_idx = clf.index(target_species) if target_species is not None else pred
         if t_idx == c_idx:
             if target_species is not None:
-                raise ConfigError(f"The contrast species is the target species ({clf.label(c_idx)}).",
+                raise ConflictingOptionsError(f"The contrast species is the target species ({clf.label(c_idx)}).",
                                   "Pick a different, similar species to compare with (e.g. its sibling).")
-            raise ConfigError(
+            raise ConflictingOptionsError(
                 f"The classifier says this photo shows {clf.label(pred)} (probability {float(probs[pred]):.2f}), "
                 "the same species you asked to contrast it with.",
                 "Pass target_species= (CLI: --target) to say what the photo shows, or choose another contrast.")
@@ -307,22 +293,9 @@ class Pipeline:
     # -- the five stages -----------------------------------------------------------------------------------
     def describe(self, image: Any, contrast_species: Any, target_species: Any = None, top_k: int = 5) -> DescribeResult:
         """Describe how the pictured species differs from contrast_species (see the module docstring)."""
-        from pipeline.cam import CamRequest, default_method, explain_many
-        from pipeline.images import load_image
-        from pipeline.regions import extract_regions, organism_mask
-        from pipeline.scoring import (
-            absent_threshold,
-            image_profile,
-            rank_phrases,
-            region_scores,
-            select_diverse,
-            shown_floor,
-        )
-        from prompts.compose import Clause, compose_paragraph
-
         t0 = time.perf_counter()
         if not isinstance(top_k, int) or top_k < 1:
-            raise ConfigError(f"top_k must be a positive whole number (got {top_k!r}).", "Use e.g. top_k=5.")
+            raise BadValueError(f"top_k must be a positive whole number (got {top_k!r}).", "Use e.g. top_k=5.")
         img = load_image(image)
         warnings_: list[str] = []
         if max(img.size) > MAX_WORK_SIDE:
@@ -372,11 +345,10 @@ class Pipeline:
                              "traits are ranked by region-vs-organism contrast only and have no direction.")
         table = rank_phrases(cands, profile, whole, per_region, contrast_ref, target_ref,
                              floor_shown=shown_floor(self.scorer), absent_below=absent_threshold(self.scorer))
-        chosen = select_diverse(table, top_k, related=_related_parts(self.group), finer=_finer_part(self.group))
+        parts = PartRelations(self.group)
+        chosen = select_diverse(table, top_k, related=parts.related, finer=parts.finer)
 
         # 5. Words: traits with evidence and expert status, then the paragraph.
-        from traits.model import TraitDifference
-
         diffs = [TraitDifference(trait=cands[int(r["index"])].trait, direction=r["direction"], target=target,
                                  contrast=contrast, score=float(r["effect"]), phrase=r["phrase"])
                  for _, r in chosen.iterrows()]
@@ -405,11 +377,9 @@ class Pipeline:
                              rank_score=float(row["rank_score"]))
 
     def _provenance(self, finer: Any, seconds: float, contrast_ref: Any, target_ref: Any, table: Any) -> dict:
-        import pipeline
-
         card = getattr(self.classifier, "card", {}) or {}
         return {
-            "package_version": pipeline.__version__, "method": "finer-cam", "cam_method": finer.method,
+            "package_version": __version__, "method": "finer-cam", "cam_method": finer.method,
             "gamma": self.gamma, "cam_layers": list(finer.layers), "scorer": self.scorer.spec,
             "model_dir": str(self.model_dir) if self.model_dir else None,
             "classifier": {"kind": card.get("kind"), "backbone": (card.get("backbone") or {}).get("name")},
@@ -424,18 +394,13 @@ class Pipeline:
     def describe_pair(self, images_a: Sequence[Any], images_b: Sequence[Any], species_a: Any, species_b: Any,
                       top_k: int = 5) -> DescribeResult:
         """How species A differs from species B over two sets of photos (VisDiff: per-phrase AUROC of A vs B)."""
-        from pipeline.images import load_image
-        from pipeline.scoring import select_diverse, set_statistics
-        from prompts.compose import Clause, compose_paragraph
-        from traits.model import TraitDifference
-
         t0 = time.perf_counter()
         clf = self.classifier
         a_idx, b_idx = clf.index(species_a), clf.index(species_b)
         if a_idx == b_idx:
-            raise ConfigError(f"Both sets are labelled {clf.label(a_idx)}.", "Pass two different species.")
+            raise ConflictingOptionsError(f"Both sets are labelled {clf.label(a_idx)}.", "Pass two different species.")
         if not images_a or not images_b:
-            raise ConfigError("describe_pair needs at least one photo of each species.", "Pass two non-empty lists.")
+            raise MissingValueError("describe_pair needs at least one photo of each species.", "Pass two non-empty lists.")
         a, b = clf.class_names[a_idx], clf.class_names[b_idx]
         names = [a, b, clf.common_names[a_idx] or "", clf.common_names[b_idx] or ""]
         cands, lists = self._candidates(a, b, names)
@@ -446,8 +411,8 @@ class Pipeline:
         scores_b = np.concatenate([profile_b([load_image(im) for im in images_b[i:i + 16]], phrases)
                                    for i in range(0, len(images_b), 16)])
         table = set_statistics(cands, scores_a, scores_b)
-        chosen = select_diverse(table, top_k, related=_related_parts(self.group), min_effect=0.0,
-                                finer=_finer_part(self.group))
+        parts = PartRelations(self.group)
+        chosen = select_diverse(table, top_k, related=parts.related, min_effect=0.0, finer=parts.finer)
         chosen = chosen[chosen["confidence"] != "weak"] if (chosen["confidence"] != "weak").any() else chosen
         diffs = [TraitDifference(trait=cands[int(r["index"])].trait, direction=r["direction"], target=a, contrast=b,
                                  score=float(r["auroc"]), phrase=r["phrase"]) for _, r in chosen.iterrows()]
@@ -482,7 +447,7 @@ def describe(image: Any, contrast_species: Any, model: str | Path | Pipeline | N
         return model.describe(image, contrast_species, target_species=target_species, top_k=top_k)
     model = model or os.environ.get(MODEL_ENV)
     if not model:
-        raise ConfigError(
+        raise MissingValueError(
             "No model is configured for describe().",
             f"Train one with `finer-traits train DATA --out MODEL_DIR` (or run `make demo` for a synthetic one) and "
             f"pass model=MODEL_DIR, or set the environment variable {MODEL_ENV}=MODEL_DIR.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.errors import ConfigError
+from traits.errors import MissingDependencyError, UnknownChoiceError
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -21,11 +21,11 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError as exc:
-        raise ConfigError(f"Unknown device {device!r}.", "Use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.") from exc
+        raise UnknownChoiceError(f"Unknown device {device!r}.", "Use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"Device {device!r} was requested but no CUDA GPU is available.",
+        raise MissingDependencyError(f"Device {device!r} was requested but no CUDA GPU is available.",
                           "Use --device auto or --device cpu.")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"Device {device!r} does not exist ({torch.cuda.device_count()} GPU(s) present).",
+        raise MissingDependencyError(f"Device {device!r} does not exist ({torch.cuda.device_count()} GPU(s) present).",
                           "Pick an index below the GPU count, or use --device auto.")
     return dev

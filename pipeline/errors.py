@@ -1,58 +1,31 @@
-"""User-facing errors: each says what went wrong and how to fix it, with a stable id (spaCy-style)."""
+"""The public home of finer-traits' user-facing errors; they are defined in traits.errors (the lowest layer).
+
+Every error has a code (FT0xx) that docs/errors.md explains with its usual fix.
+"""
 
 from __future__ import annotations
 
+from traits.errors import (
+    BadImageError,
+    BadValueError,
+    BatchError,
+    CheckpointError,
+    ConfigError,
+    ConflictingOptionsError,
+    DatabaseError,
+    DatasetError,
+    FinerTraitsError,
+    LayerError,
+    MissingDependencyError,
+    MissingValueError,
+    ModelUnavailableError,
+    PathError,
+    TraitsError,
+    UnknownChoiceError,
+    UnknownSpeciesError,
+)
 
-class FinerTraitsError(Exception):
-    """Base class for errors a user can act on; the CLI prints them without a traceback."""
-
-    code = "FT000"
-
-    def __init__(self, problem: str, fix: str | None = None) -> None:
-        self.problem = problem
-        self.fix = fix
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        text = f"[{self.code}] {self.problem}"
-        if self.fix:
-            text += f"\n  How to fix: {self.fix}"
-        return text
-
-
-class ModelUnavailableError(FinerTraitsError):
-    """Weights or a model config cannot be found locally and cannot be downloaded."""
-
-    code = "FT001"
-
-
-class UnknownSpeciesError(FinerTraitsError, KeyError):
-    """A species name or index that the classifier does not know."""
-
-    code = "FT002"
-
-    __str__ = FinerTraitsError.__str__
-
-
-class BadImageError(FinerTraitsError):
-    """An image that cannot be read, is empty, too small or too large."""
-
-    code = "FT003"
-
-
-class DatasetError(FinerTraitsError):
-    """A training or evaluation dataset that cannot be used as given."""
-
-    code = "FT004"
-
-
-class CheckpointError(FinerTraitsError):
-    """A model directory or weights file that does not match what it claims to be."""
-
-    code = "FT005"
-
-
-class ConfigError(FinerTraitsError):
-    """An option value that is not valid (device, method, scorer spec, ...)."""
-
-    code = "FT006"
+__all__ = ["BadImageError", "BadValueError", "BatchError", "CheckpointError", "ConfigError",
+           "ConflictingOptionsError", "DatabaseError", "DatasetError", "FinerTraitsError", "LayerError",
+           "MissingDependencyError", "MissingValueError", "ModelUnavailableError", "PathError", "TraitsError",
+           "UnknownChoiceError", "UnknownSpeciesError"]

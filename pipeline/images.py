@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pipeline.errors import BadImageError
+from traits.errors import BadImageError
 
 ImageSource = str | Path | Image.Image | np.ndarray
 
@@ -22,6 +23,21 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 def is_image_file(path: Path) -> bool:
     """True when the file name has a known image suffix."""
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def image_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The photos named by paths: files as given, folders expanded to their image files (sorted, not recursive)."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
+            if not found:
+                raise BadImageError(f"The folder {path} holds no photos ({', '.join(sorted(IMAGE_SUFFIXES))}).",
+                                    "Pass photo files, or a folder that holds some.")
+            out += found
+        else:
+            out.append(path)
+    return out
 
 
 def _to_rgb(img: Image.Image, name: str) -> Image.Image:

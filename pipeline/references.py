@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,7 +18,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pipeline.images import load_image
-from pipeline.species import normalise_name
+from traits.io import write_json_atomic
+from traits.names import normalise_name
 
 log = logging.getLogger(__name__)
 REFERENCES_CSV = "references.csv"
@@ -83,10 +82,7 @@ class ReferenceCache:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".refs.", suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"format": CACHE_FORMAT, "key": self.key, "species": self.data}, fh)
-            os.replace(tmp, self.path)
+            write_json_atomic(self.path, {"format": CACHE_FORMAT, "key": self.key, "species": self.data}, indent=None)
         except OSError as exc:
             log.warning("Could not write the reference cache %s (%s); it will be recomputed", self.path, exc)
 

@@ -9,9 +9,14 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from scipy.cluster.vq import kmeans2
+from skimage.color import rgb2lab
+
+from pipeline.masks import mask_box
 
 
 @dataclass
@@ -97,9 +102,6 @@ def organism_mask(image: Image.Image, saliency: np.ndarray | None = None, n_colo
     of the border: wings whose colour is close to the background (brown on leaf litter) and parts the saliency
     left out come back (Leeds test split: mean IoU with the hand-drawn masks 0.56 rough, 0.78 refined).
     """
-    from scipy.cluster.vq import kmeans2
-    from skimage.color import rgb2lab
-
     rgb_full = image.convert("RGB")
     w, h = rgb_full.size
     scale = min(1.0, OUTLINE_SIDE / max(w, h))
@@ -136,8 +138,6 @@ def organism_mask(image: Image.Image, saliency: np.ndarray | None = None, n_colo
 def _grabcut(rgb: np.ndarray, rough: np.ndarray, fg: np.ndarray, border: int) -> np.ndarray:
     """The rough outline redrawn by GrabCut: certain background on the border strip, certain foreground in the
     rough outline's eroded core where the colour test agreed, probable foreground within a margin around it."""
-    import cv2
-
     h, w = rough.shape
     labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
     labels[ndimage.binary_dilation(rough, iterations=max(2, min(h, w) // 25))] = cv2.GC_PR_FGD
@@ -174,8 +174,7 @@ def describe_location(box: tuple[int, int, int, int], organism: np.ndarray | Non
     """Where a box's centre lies within the organism's bounding box, in words ('upper left', 'centre', ...)."""
     if organism is None or not organism.any():
         return None
-    ys, xs = np.nonzero(organism)
-    ox0, ox1, oy0, oy1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    ox0, oy0, ox1, oy1 = mask_box(organism)
     cx = ((box[0] + box[2]) / 2 - ox0) / max(1, ox1 - ox0)
     cy = ((box[1] + box[3]) / 2 - oy0) / max(1, oy1 - oy0)
     if not (-0.1 <= cx <= 1.1 and -0.1 <= cy <= 1.1):
@@ -193,8 +192,7 @@ def relative_position(box: tuple[int, int, int, int], organism: np.ndarray | Non
     """Box centre in organism-box coordinates (0..1 on each axis), or None without an outline."""
     if organism is None or not organism.any():
         return None
-    ys, xs = np.nonzero(organism)
-    ox0, ox1, oy0, oy1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    ox0, oy0, ox1, oy1 = mask_box(organism)
     return (float(((box[0] + box[2]) / 2 - ox0) / max(1, ox1 - ox0)),
             float(((box[1] + box[3]) / 2 - oy0) / max(1, oy1 - oy0)))
 
@@ -285,16 +283,16 @@ APPENDAGE_WIDTH = 0.03  # of the organism's span: structures thinner than about 
 
 def core_box(organism: np.ndarray) -> tuple[int, int, int, int]:
     """(x0, x1, y0, y1) of the organism without its thin appendages (the whole organism when nothing is left)."""
-    ys, xs = np.nonzero(organism)
-    box = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    x0, y0, x1, y1 = mask_box(organism)
+    box = x0, x1, y0, y1
     k = round(APPENDAGE_WIDTH * max(box[1] - box[0], box[3] - box[2]))
     if k < 1:
         return box
     core = ndimage.binary_opening(organism[box[2]:box[3], box[0]:box[1]], iterations=k)
-    if core.sum() < 0.5 * len(xs):
+    if core.sum() < 0.5 * np.count_nonzero(organism):
         return box
-    cy, cx = np.nonzero(core)
-    return box[0] + cx.min(), box[0] + cx.max() + 1, box[2] + cy.min(), box[2] + cy.max() + 1
+    cx0, cy0, cx1, cy1 = mask_box(core)
+    return box[0] + cx0, box[0] + cx1, box[2] + cy0, box[2] + cy1
 
 
 def part_pieces(organism: np.ndarray, part: str, group: str = "butterfly",
@@ -344,10 +342,9 @@ def masked_crop(image: Image.Image, mask: np.ndarray | None, box: tuple[int, int
         rgba = image.convert("RGBA")
         return rgba.crop(box) if box else rgba
     if box is None:
-        ys, xs = np.nonzero(mask)
-        if not len(xs):
+        box = mask_box(mask)
+        if box is None:
             return image.convert("RGBA").crop((0, 0, 1, 1))
-        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     x0, y0, x1, y1 = box
     rgba = image.crop(box).convert("RGBA")
     alpha = Image.fromarray((mask[y0:y1, x0:x1] * 255).astype(np.uint8), mode="L")

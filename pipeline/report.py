@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from pipeline.cam.render import outline, overlay
+from traits.io import write_text_atomic
 
 MAP_TITLES = {"gradcam": "Grad-CAM (target)", "finer": "Finer-CAM: target vs contrast (outlined: at least half its peak)",
               "finer_reverse": "Finer-CAM: contrast vs target"}
@@ -111,10 +110,4 @@ def write_report(result, out: str | Path, title: str | None = None) -> Path:
     """Write the HTML report atomically and return its path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = render_html(result, title)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes files private; a report is meant to be shared
-    os.replace(tmp, out)
-    return out
+    return write_text_atomic(out, render_html(result, title))

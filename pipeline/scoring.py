@@ -15,10 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from scipy import stats
 
+from pipeline.masks import mask_box
 from pipeline.regions import PART_LAYOUTS, Region, core_box, masked_crop, part_pieces
 from pipeline.scorers.base import Scorer
-from prompts.phrases import Candidate
+from prompts.phrases import PATTERNS, SHAPES, Candidate, render_trait
+from traits.vocab import load_vocab
 
 STRONG, MODERATE, WEAK = 2.5, 1.25, 0.5  # |effect| thresholds (in reference standard deviations)
 LLR_STRONG, LLR_MODERATE = 3.0, 1.0  # log-likelihood ratio thresholds (e^3 = 20 times likelier under the target)
@@ -50,8 +53,7 @@ def context_crop(image: Image.Image, mask: np.ndarray | None, pad: float = 0.15)
     """The photo cut to the mask's box grown by `pad` on each side (the whole photo without a mask)."""
     if mask is None or not mask.any():
         return image
-    ys, xs = np.nonzero(mask)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    x0, y0, x1, y1 = mask_box(mask)
     px, py = int(pad * (x1 - x0)) + 1, int(pad * (y1 - y0)) + 1
     w, h = image.size
     return image.crop((max(0, x0 - px), max(0, y0 - py), min(w, x1 + px), min(h, y1 + py)))
@@ -68,8 +70,7 @@ def square_crop(image: Image.Image, mask: np.ndarray, pad: float = SIDE_CROP_PAD
                 min_share: float = SIDE_CROP_MIN) -> Image.Image:
     """A square crop centred on the mask's box (side = the box's longer side grown by pad, at least min_share of
     the photo's short side), shifted to stay inside the photo."""
-    ys, xs = np.nonzero(mask)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    x0, y0, x1, y1 = mask_box(mask)
     w, h = image.size
     side = min(max(x1 - x0, y1 - y0, min_share * min(w, h)) * (1 + pad), w, h)
     left = min(max((x0 + x1 - side) / 2, 0), w - side)
@@ -165,14 +166,12 @@ def value_alternatives(candidate: Candidate, controls: Sequence[str] = ()) -> li
     """The phrases a phrase competes with on its crop: the same part with every other value of its attribute
     ('red / blue / ... forewing band', 'hindwing tail / no hindwing tail'); controls compete with each other, so
     they are scored exactly like real phrases. Fixed per phrase (not per candidate set): reference scores cache."""
-    from prompts.phrases import PATTERNS, SHAPES, _palette, render_trait
-
     t = candidate.trait
     if candidate.control:
         return list(dict.fromkeys([candidate.phrase, *controls]))
     if t.attribute == "presence":
         return [candidate.phrase, f"no {t.part}"]
-    values = {"colour": _palette(), "pattern": PATTERNS, "shape": SHAPES.get(t.part, ())}.get(t.attribute, ())
+    values = {"colour": load_vocab().base_colours, "pattern": PATTERNS, "shape": SHAPES.get(t.part, ())}.get(t.attribute, ())
     alts = [render_trait(t.with_(value=v)) for v in values if v != t.value]
     # Without alternatives (counts, sizes): the phrase against its bare part ('two hindwing eyespots' vs 'hindwing').
     return [candidate.phrase, *(alts or [t.part])]
@@ -385,8 +384,6 @@ def select_diverse(table: pd.DataFrame, top_k: int, related: Callable[[str, str]
 def set_statistics(candidates: Sequence[Candidate], scores_a: np.ndarray, scores_b: np.ndarray) -> pd.DataFrame:
     """VisDiff statistics per phrase for two photo sets [n_a, P] and [n_b, P]: AUROC (A over B), mean difference,
     standardised effect and Welch t-test p-value; best separated first."""
-    from scipy import stats
-
     rows = []
     for j, c in enumerate(candidates):
         a = scores_a[:, j][np.isfinite(scores_a[:, j])]

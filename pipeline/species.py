@@ -5,17 +5,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
-from pipeline.errors import UnknownSpeciesError
+from traits.errors import UnknownSpeciesError
+from traits.names import display_name, normalise_name
 
-
-def normalise_name(name: str) -> str:
-    """Lower-case a species name and fold underscores, dashes and repeated spaces to single spaces."""
-    return " ".join(str(name).replace("_", " ").replace("-", " ").lower().split())
-
-
-def display_name(name: str) -> str:
-    """Turn a folder-style name ('Vanessa_atalanta') into display form ('Vanessa atalanta')."""
-    return " ".join(str(name).replace("_", " ").split())
+__all__ = ["SpeciesIndex"]
 
 
 class SpeciesIndex:
@@ -28,7 +21,7 @@ class SpeciesIndex:
             raise ValueError("common_names must have one entry per class name")
         self.common_names = [display_name(c) if c else None for c in commons]
         self._lookup: dict[str, int] = {}
-        for i, (sci, com) in enumerate(zip(self.class_names, self.common_names)):
+        for i, (sci, com) in enumerate(zip(self.class_names, self.common_names, strict=True)):
             self._lookup.setdefault(normalise_name(sci), i)
             if com:
                 self._lookup.setdefault(normalise_name(com), i)

@@ -19,11 +19,12 @@ from tqdm.auto import tqdm
 
 from pipeline.datasets import LabelledImages, read_dataset
 from pipeline.device import resolve_device
-from pipeline.errors import BadImageError, ConfigError, DatasetError
 from pipeline.models.backbones import DEFAULT_BACKBONE, Backbone, create_backbone, default_taps
 from pipeline.models.classifier import LinearProbeClassifier, pooled_features
-from pipeline.models.io import save_classifier, write_json_atomic
+from pipeline.models.io import save_classifier
 from pipeline.models.preprocess import Preprocess
+from traits.errors import BadImageError, DatasetError, UnknownChoiceError
+from traits.io import atomic_write, write_json_atomic
 
 log = logging.getLogger(__name__)
 HEADS = ("multilayer", "pooled")
@@ -31,7 +32,7 @@ HEADS = ("multilayer", "pooled")
 # docs/benchmarks.md): Finer over Layer-CAM maps of the taps, combined RefineCAM-style, for multilayer heads;
 # plain Finer-CAM at the last layer for pooled heads (no candidate there localises the differing part).
 DEFAULT_CAM = {"multilayer": {"method": "finer-refine-layercam", "gamma": 0.6},
-               "pooled": {"method": "finer", "gamma": 0.6}}  # multilayer: a hypercolumn probe whose maps are local (docs/cam.md)
+               "pooled": {"method": "finer", "gamma": 0.6}}
 CACHE_EVERY = 8  # batches between cache checkpoints: an interrupted extraction loses at most this much work
 
 
@@ -74,7 +75,7 @@ class FeatureCache:
                 keys = json.loads(self.index_path.read_text())
                 feats = load_file(str(self.tensor_path))["features"]
                 if len(keys["keys"]) == feats.shape[0]:
-                    self.features = dict(zip(keys["keys"], feats))
+                    self.features = dict(zip(keys["keys"], feats, strict=True))
                     self.failed = keys.get("failed", {})
             except Exception as exc:  # a damaged cache is only a cache: rebuild it
                 log.warning("Ignoring unreadable feature cache %s (%s)", self.tensor_path, exc)
@@ -85,9 +86,8 @@ class FeatureCache:
             return
         self.tensor_path.parent.mkdir(parents=True, exist_ok=True)
         keys = list(self.features)
-        tmp = self.tensor_path.with_suffix(".tmp")
-        save_file({"features": torch.stack([self.features[k] for k in keys]).contiguous()}, str(tmp))
-        os.replace(tmp, self.tensor_path)
+        stacked = torch.stack([self.features[k] for k in keys]).contiguous()
+        atomic_write(self.tensor_path, lambda tmp: save_file({"features": stacked}, str(tmp)))
         write_json_atomic(self.index_path, {"keys": keys, "failed": self.failed})
 
 
@@ -189,7 +189,7 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     head 'multilayer' (default) reads the pooled outputs of several stages (`taps`, default: strides 8, 16, 32),
     so Finer-CAM can localise the differing part; 'pooled' reads only the final pooled features."""
     if head not in HEADS:
-        raise ConfigError(f"Unknown head {head!r}.", f"Use one of: {', '.join(HEADS)}.")
+        raise UnknownChoiceError(f"Unknown head {head!r}.", f"Use one of: {', '.join(HEADS)}.")
     start = time.perf_counter()
     dev = resolve_device(device)
     dataset = read_dataset(data, manifest, seed=seed)
@@ -232,7 +232,7 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
                      "n_skipped": len(skipped), "epochs": epochs, "lr": lr, "seed": seed, "device": str(dev),
                      "seconds": round(seconds, 1), "images_per_species": frame["species"].value_counts().to_dict()},
         "accuracy": None if accuracy is None else round(accuracy, 4),
-        "per_species_accuracy": dict(zip(summary["species"], summary["accuracy"].round(4))),
+        "per_species_accuracy": dict(zip(summary["species"], summary["accuracy"].round(4), strict=True)),
     }
     save_classifier(clf, out, card)
     _write_table(out / "references.csv", frame.assign(image=frame["path"])[["image", "species", "split"]])
@@ -260,6 +260,4 @@ def _confusion(species: list[str], labels: torch.Tensor, predicted: torch.Tensor
 
 
 def _write_table(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))

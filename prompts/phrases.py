@@ -13,8 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from traits.model import Trait
-
-BASE_COLOURS = ("black", "white", "grey", "brown", "red", "orange", "yellow", "green", "blue", "purple", "pink")
+from traits.vocab import load_vocab
 
 # Parts worth describing per taxon group (a curated subset of traits/vocab/parts.json: every part names something
 # visible in a typical photo). Elements get presence phrases; tails also get shape phrases.
@@ -83,7 +82,7 @@ def vocab_candidates(group: str = "butterfly", attributes: Iterable[str] = ("col
                      parts: Sequence[str] | None = None) -> list[Candidate]:
     """Part x attribute x value phrases for a taxon group (colours from the traits/ palette)."""
     spec = GROUP_PARTS.get(group, GROUP_PARTS["generic"])
-    colours = _palette()
+    colours = load_vocab().base_colours
     out: list[Candidate] = []
     for attr in attributes:
         for part in (parts if parts is not None else spec.get(attr, ())):
@@ -101,15 +100,6 @@ def vocab_candidates(group: str = "butterfly", attributes: Iterable[str] = ("col
                 t = Trait(part=part, attribute=attr, value=v, raw=v, text="", side=None)
                 out.append(Candidate(render_trait(t), t, "vocab"))
     return out
-
-
-def _palette() -> tuple[str, ...]:
-    try:
-        from traits.vocab import load_vocab
-
-        return tuple(load_vocab().base_colours)
-    except Exception:  # noqa: BLE001 - the built-in palette is the same list
-        return BASE_COLOURS
 
 
 def expert_candidates(trait_lists: Iterable[Iterable[Trait]]) -> list[Candidate]:

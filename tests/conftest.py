@@ -30,6 +30,18 @@ def synthetic_shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_shapes(tmp_path_factory.mktemp("synthetic") / "shapes", n_per_class=12, image_size=96, seed=0)
 
 
+@pytest.fixture(scope="session")
+def describe_model_dir(synthetic_species_dir, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One classifier per test session on the synthetic species, shared by the describe test modules (training is
+    the slow part). Read-only."""
+    from pipeline.train import train_classifier
+
+    out = tmp_path_factory.getbasetemp() / "describe-model"
+    if not (out / "card.json").is_file():
+        train_classifier(synthetic_species_dir, out, image_size=64, epochs=100, device="cpu")
+    return out
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Run a module's tiny models on one torch thread.

@@ -11,10 +11,12 @@ import pytest
 import sqlalchemy as sa
 from db_helpers import db_url, make_result, postgres_server_url
 
+from pipeline.describe import TraitEvidence
 from pipeline.errors import ConfigError
 from traits import db as tdb
 from traits.db import DatabaseError, ImageRecord, TraitDB
 from traits.export import assertions_frame, export
+from traits.model import Trait
 from traits.review import accept, history, list_assertions, reject, reset
 from traits.summary import summarise
 
@@ -296,33 +298,11 @@ def test_foreign_or_newer_databases_are_refused(tmp_path: Path) -> None:
 
 
 def test_hand_built_results_and_objects_normalise_alike() -> None:
-    from dataclasses import dataclass
-
-    @dataclass
-    class T:
-        part: str
-        attribute: str
-        value: str
-        side: str | None = None
-        text: str = ""
-
-    @dataclass
-    class Ev:
-        trait: T
-        phrase: str
-        region: int | None
-        score: float
-        contrast_score: float | None
-        direction: str
-        confidence: str
-        expert_status: str | None
-        rank: int
-
     d = make_result(A, B, [RED])
     item = d["traits"][0]
-    obj = {**d, "traits": [Ev(T(**{k: item["trait"][k] for k in ("part", "attribute", "value", "text")}),
-                              item["phrase"], 0, item["score"], item["contrast_score"], item["direction"],
-                              item["confidence"], None, 1)]}
+    obj = {**d, "traits": [TraitEvidence(Trait(**{k: item["trait"][k] for k in ("part", "attribute", "value", "text")}),
+                                         item["phrase"], 0, item["score"], item["contrast_score"],
+                                         item["direction"], item["confidence"], None, 1)]}
     a, b = tdb.normalise_result(d), tdb.normalise_result(obj)
     assert a.assertions[0].part == b.assertions[0].part == "forewing"
     assert a.assertions[0].score == b.assertions[0].score == pytest.approx(0.4)

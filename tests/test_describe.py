@@ -16,14 +16,8 @@ from pipeline.errors import BadImageError, ConfigError, UnknownSpeciesError
 
 
 @pytest.fixture(scope="module")
-def model_dir(synthetic_species_dir, tmp_path_factory):
-    from pipeline.train import train_classifier
-
-    # One model per test session, shared by the describe test modules (training is the slow part).
-    out = tmp_path_factory.getbasetemp() / "describe-model"
-    if not (out / "card.json").is_file():
-        train_classifier(synthetic_species_dir, out, image_size=64, epochs=100, device="cpu")
-    return out
+def model_dir(describe_model_dir):
+    return describe_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +142,36 @@ def test_cli_json_and_html_report(model_dir, synthetic_species_dir, tmp_path, ca
         main(["describe", str(photo), "--contrast", "Nonexistent species", "--model", str(model_dir)])
     assert exc.value.code == 2
     assert "Unknown species" in capsys.readouterr().err
+
+
+def test_cli_several_photos_and_a_folder_load_the_model_once(model_dir, synthetic_species_dir, tmp_path, capsys,
+                                                              monkeypatch):
+    photos = _test_photos(synthetic_species_dir, "Marginia flava")[:2]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "b.png").write_bytes(photos[1].read_bytes())
+    (folder / "a.png").write_bytes(photos[0].read_bytes())
+    (folder / "notes.txt").write_text("not a photo")
+    loads = []
+    real_load = Pipeline.load.__func__
+
+    def counting_load(cls, *args, **kwargs):
+        loads.append(args)
+        return real_load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "load", classmethod(counting_load))
+    reports = tmp_path / "reports"
+    with pytest.raises(SystemExit) as done:
+        main(["describe", str(photos[0]), str(folder), "--contrast", "Marginia alba", "--target", "Marginia flava",
+              "--model", str(model_dir), "--json", "--report", str(reports), "--device", "cpu"])
+    assert done.value.code in (0, None)
+    out = json.loads(capsys.readouterr().out)
+    assert [d["image"] for d in out] == [str(photos[0]), str(folder / "a.png"), str(folder / "b.png")]
+    assert all(d["target_species"] == "Marginia flava" and d["traits"] for d in out)
+    assert out[0]["traits"] == out[1]["traits"]  # the same photo gives the same traits
+    assert len(loads) == 1
+    assert sorted(p.name for p in reports.iterdir()) == [f"{photos[0].stem}.html", "a.html", "b.html"]
+    with pytest.raises(SystemExit) as exc:
+        main(["describe", str(photos[0]), str(photos[1]), "--contrast", "Marginia alba", "--model", str(model_dir),
+              "--report", str(tmp_path / "one.html")])
+    assert exc.value.code == 2 and "[FT013]" in capsys.readouterr().err

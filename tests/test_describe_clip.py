@@ -22,14 +22,8 @@ def vit_scorer():
 
 
 @pytest.fixture(scope="module")
-def small_model(synthetic_species_dir, tmp_path_factory):
-    from pipeline.train import train_classifier
-
-    # One model per test session, shared by the describe test modules (training is the slow part).
-    out = tmp_path_factory.getbasetemp() / "describe-model"
-    if not (out / "card.json").is_file():
-        train_classifier(synthetic_species_dir, out, image_size=64, epochs=100, device="cpu")
-    return out
+def small_model(describe_model_dir):
+    return describe_model_dir
 
 
 def test_openclip_scorer_caches_text_and_scores_crops(vit_scorer):

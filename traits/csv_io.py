@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from traits.errors import TraitsError
+from traits.io import atomic_write
 from traits.model import ATTRIBUTES, SIDES, SOURCES, Trait, TraitList
 from traits.vocab import GROUPS, load_vocab, normalise_colour
 
@@ -98,21 +97,18 @@ def load_trait_csv(path: str | Path) -> dict[str, TraitList]:
 
 
 def save_trait_csv(lists: dict[str, TraitList] | list[TraitList], path: str | Path) -> Path:
-    """Write trait lists to a CSV (atomically: temp file + os.replace)."""
+    """Write trait lists to a CSV (atomically, see traits.io)."""
     path = Path(path)
     items = list(lists.values()) if isinstance(lists, dict) else list(lists)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(REQUIRED + OPTIONAL)
             for tl in items:
                 for t in tl.traits:
                     writer.writerow([tl.taxon, t.part, t.attribute, t.value, t.text, tl.source,
                                      t.side or "", t.sex or "", t.life_stage or ""])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)

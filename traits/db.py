@@ -19,19 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from pipeline.errors import ConfigError, FinerTraitsError
+from traits.errors import (
+    BadValueError,
+    DatabaseError,
+    FinerTraitsError,
+    MissingDependencyError,
+    UnknownChoiceError,
+)
+from traits.migrations import current_revision, upgrade
+from traits.names import display_name
+from traits.version import __version__
 
 DEFAULT_URL = "sqlite:///finer-traits.sqlite"
 CURATION_STATUSES = ("accepted", "rejected", "pending")
 RUN_STATUSES = ("running", "finished", "interrupted", "failed")
-
-
-class DatabaseError(FinerTraitsError):
-    """The trait database cannot be opened, read or written (wrong URL, locked, read-only, unreachable)."""
-
-    code = "FT020"
 
 
 # Names for constraints so that migrations can refer to them on every backend.
@@ -369,16 +373,17 @@ def resolve_url(url: str | os.PathLike | None) -> str:
     return url
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    except sa.exc.ArgumentError:  # not a URL SQLAlchemy can parse: it has no password field to hide
         return url
 
 
 def translate_error(exc: BaseException, url: str) -> FinerTraitsError:
     """A DatabaseError saying what went wrong with the database behind url, and what to do."""
-    shown = _redact(url)
+    shown = redact_url(url)
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     low = text.lower()
     if "locked" in low or "could not obtain lock" in low or "lock timeout" in low:
@@ -415,12 +420,12 @@ class TraitDB:
         try:
             parsed = sa.make_url(self.url)
         except (sa.exc.ArgumentError, ValueError) as exc:
-            raise ConfigError(f"{self.url!r} is not a database URL.",
+            raise BadValueError(f"{self.url!r} is not a database URL.",
                               "Use a SQLite file (`results.sqlite` or `sqlite:///results.sqlite`) or "
                               "`postgresql+psycopg://user:password@host/dbname`.") from exc
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
-            raise ConfigError(f"Database URL {_redact(self.url)} uses {self.dialect!r}; finer-traits supports SQLite "
+            raise UnknownChoiceError(f"Database URL {redact_url(self.url)} uses {self.dialect!r}; finer-traits supports SQLite "
                               "and PostgreSQL.", "Use `sqlite:///FILE` or `postgresql+psycopg://user@host/dbname`.")
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
@@ -443,7 +448,7 @@ class TraitDB:
         try:
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
         except (sa.exc.NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
-            raise ConfigError(f"No database driver for {_redact(self.url)} ({exc}).",
+            raise MissingDependencyError(f"No database driver for {redact_url(self.url)} ({exc}).",
                               "For PostgreSQL install psycopg: `pip install 'finer-traits[postgres]'` and use "
                               "`postgresql+psycopg://...`.") from exc
         if self.dialect == "sqlite":
@@ -451,8 +456,6 @@ class TraitDB:
             sa.event.listen(self.engine, "begin", _sqlite_begin)
         self.timeout = timeout
         if migrate:
-            from traits.migrations import upgrade
-
             try:
                 upgrade(self.engine)
             except FinerTraitsError:
@@ -461,7 +464,7 @@ class TraitDB:
                 raise translate_error(exc, self.url) from exc
 
     def __repr__(self) -> str:
-        return f"TraitDB({_redact(self.url)!r})"
+        return f"TraitDB({redact_url(self.url)!r})"
 
     def __enter__(self) -> TraitDB:
         return self
@@ -495,8 +498,6 @@ class TraitDB:
 
     def schema_version(self) -> str | None:
         """The migration revision the database is at."""
-        from traits.migrations import current_revision
-
         with self.connect() as conn:
             return current_revision(conn)
 
@@ -504,11 +505,8 @@ class TraitDB:
 
     def _insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT (with on_conflict_do_nothing) for table."""
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        return dialect.insert(table)
 
     def _insert_ignore(self, conn: Connection, table: sa.Table, values: dict, keys: Sequence[str]) -> int:
         """Insert values unless a row with the same unique keys exists; return that row's id either way."""
@@ -518,8 +516,6 @@ class TraitDB:
 
     def ensure_taxon(self, conn: Connection, name: str, common_name: str | None = None) -> int:
         """Id of the taxon with this scientific name, created when new."""
-        from pipeline.species import display_name
-
         return self._insert_ignore(conn, taxa, {"scientific_name": display_name(name), "common_name": common_name},
                                    ["scientific_name"])
 
@@ -551,7 +547,7 @@ class TraitDB:
                   provenance: Mapping[str, Any] | None = None) -> RunInfo:
         """The run for this configuration: a new one, or the earlier one with the same configuration (resumed)."""
         if tool_version is None:
-            from pipeline import __version__ as tool_version
+            tool_version = __version__
         digest = config_sha256(configuration)
         with self.begin() as conn:
             existing = conn.execute(sa.select(runs.c.id, runs.c.status)
@@ -604,7 +600,7 @@ class TraitDB:
         with self.connect() as conn:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
                 known = [r for (r,) in conn.execute(sa.select(runs.c.id).order_by(runs.c.id))]
-                raise DatabaseError(f"There is no run {run_id} in {_redact(self.url)}.",
+                raise DatabaseError(f"There is no run {run_id} in {redact_url(self.url)}.",
                                     f"Use one of the runs there: {known or 'none yet'} (`finer-traits db summary`).")
 
     # -- results -------------------------------------------------------------------------------------

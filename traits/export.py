@@ -7,17 +7,13 @@ MeasurementOrFact extension (one row per assertion), described by meta.xml, as G
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import pandas as pd
 import sqlalchemy as sa
 
-from pipeline.errors import ConfigError
 from traits.db import (
     DatabaseError,
     TraitDB,
@@ -31,6 +27,8 @@ from traits.db import (
     trait_assertions,
     traits,
 )
+from traits.errors import MissingDependencyError, UnknownChoiceError
+from traits.io import atomic_write, output_file
 from traits.review import latest_curation
 
 FORMATS = ("csv", "parquet", "dwca")
@@ -114,43 +112,25 @@ def _iso(value: object) -> str | None:
     return str(value)
 
 
-def _atomic(out: Path, write: Callable[[Path], None]) -> Path:
-    """Write through a temporary file in the same folder and rename, so readers never see half a file."""
-    out = Path(out)
-    if out.is_dir():
-        raise ConfigError(f"{out} is a folder.", "Pass a file name for --out, e.g. traits.csv.")
-    if not out.parent.exists():
-        raise ConfigError(f"The folder {out.parent} for {out.name} does not exist.", "Create it, or pass another --out.")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
-
-
 def export(db: TraitDB, fmt: str, out: str | Path, run_id: int | None = None) -> Path:
     """Write the assertions (of one run, or all) as csv, parquet or dwca to out; returns the path."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
-        raise ConfigError(f"Unknown export format {fmt!r}.", f"Use one of {', '.join(FORMATS)}.")
+        raise UnknownChoiceError(f"Unknown export format {fmt!r}.", f"Use one of {', '.join(FORMATS)}.")
     frame = assertions_frame(db, run_id)
     out = Path(out)
     if fmt == "csv":
-        return _atomic(out, lambda p: frame.to_csv(p, index=False))
+        return atomic_write(output_file(out), lambda p: frame.to_csv(p, index=False))
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError as exc:
-            raise ConfigError("Parquet export needs pyarrow.", "pip install 'finer-traits[parquet]'") from exc
-        return _atomic(out, lambda p: frame.to_parquet(p, index=False))
+            raise MissingDependencyError("Parquet export needs pyarrow.", "pip install 'finer-traits[parquet]'") from exc
+        return atomic_write(output_file(out), lambda p: frame.to_parquet(p, index=False))
     if frame.empty:
         raise DatabaseError("There are no trait assertions to export" + (f" in run {run_id}." if run_id else "."),
                             "Run `finer-traits batch` first, or pick another --run.")
-    return _atomic(out, lambda p: write_dwca(frame, p))
+    return atomic_write(output_file(out), lambda p: write_dwca(frame, p))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from traits.render import trait_phrase
+
 ATTRIBUTES = ("colour", "pattern", "shape", "size", "count", "presence")
 SIDES = ("upper", "under")
 SOURCES = ("field_guide", "cub", "csv", "generated", "synthetic")
@@ -45,8 +47,6 @@ class Trait:
 
     def phrase(self) -> str:
         """A short readable phrase: 'orange-red forewing band', 'spotted hindwing', 'forewing tail absent'."""
-        from traits.render import trait_phrase  # late import: render imports this module
-
         return trait_phrase(self)
 
     def with_(self, **changes: object) -> Trait:

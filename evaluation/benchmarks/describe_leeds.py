@@ -15,9 +15,15 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
+
+from evaluation.benchmarks.describe_synthetic import save_and_print
+from pipeline.describe import Pipeline
+from pipeline.paths import leeds_root
+from traits.match import expert_differences
+from traits.model import TraitDifference
+from traits.scores import score
 
 PAIRS = (("Vanessa atalanta", "Vanessa cardui"), ("Heliconius charitonius", "Heliconius erato"))
 
@@ -25,11 +31,6 @@ PAIRS = (("Vanessa atalanta", "Vanessa cardui"), ("Heliconius charitonius", "Hel
 def run(leeds: Path, model: Path, scorer: str = "color", pairs=PAIRS, limit: int | None = None,
         top_k: int = 5) -> pd.DataFrame:
     """One row per described photo."""
-    from pipeline.describe import Pipeline
-    from traits.match import expert_differences
-    from traits.model import TraitDifference
-    from traits.scores import score
-
     pipe = Pipeline.load(model, scorer=scorer, expert=leeds / "species.csv", device="cpu", progress=True)
     manifest = pd.read_csv(leeds / "manifest.csv")
     rows = []
@@ -67,9 +68,6 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> None:
-    from evaluation.benchmarks.describe_synthetic import markdown
-    from pipeline.paths import leeds_root
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, required=True, help="a model folder trained on the Leeds manifest")
     ap.add_argument("--scorer", default="color")
@@ -80,10 +78,7 @@ def main() -> None:
     if leeds is None:
         raise SystemExit("Leeds butterflies not found: set FINER_TRAITS_DATA.")
     df = run(leeds, args.model, args.scorer, limit=args.limit)
-    if args.out:
-        df.to_csv(args.out, index=False)
-    print(markdown(summarise(df)))
-    print(f"median seconds per photo: {np.median(df['seconds']):.2f}")
+    save_and_print(df, summarise(df), args.out)
 
 
 if __name__ == "__main__":

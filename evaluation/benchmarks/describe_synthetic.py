@@ -19,6 +19,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from evaluation.synthetic import make_species
+from pipeline.describe import Pipeline
+from pipeline.train import train_classifier
+
 
 def judge(traits, part: str, attribute: str, value_a: str, value_b: str, k: int = 3) -> dict:
     """hit (exact part), hit_coarse (part or an ancestor) and direction_ok among the top-k traits."""
@@ -43,8 +47,6 @@ def judge(traits, part: str, attribute: str, value_a: str, value_b: str, k: int 
 def run(data: Path, model: Path, scorer: str = "color", top_k: int = 5, attributes: tuple[str, ...] = ("colour",),
         limit: int | None = None, references: int = 16) -> pd.DataFrame:
     """One row per described test photo (references: reference photos per species, Pipeline.max_references)."""
-    from pipeline.describe import Pipeline
-
     pipe = Pipeline.load(model, scorer=scorer, expert=data / "traits.csv", device="cpu", progress=True,
                          max_references=references)
     pairs = pd.read_csv(data / "pairs.csv")
@@ -101,6 +103,14 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def save_and_print(df: pd.DataFrame, summary: pd.DataFrame, out: Path | None, note: str = "") -> None:
+    """Write the per-photo table to out (when given), print the summary as markdown and the median time."""
+    if out:
+        df.to_csv(out, index=False)
+    print(markdown(summary))
+    print(f"median seconds per photo{note}: {df['seconds'].median():.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("runs/synth"))
@@ -112,20 +122,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="CSV of per-photo rows")
     ap.add_argument("--references", type=int, default=16, help="reference photos per species (training split)")
     args = ap.parse_args()
-    from evaluation.synthetic import make_species
-
     data = make_species(args.data, n_per_species=args.n_per_species, image_size=128, seed=0)
     if not (args.model / "card.json").is_file():
-        from pipeline.train import train_classifier
-
         rep = train_classifier(data, args.model, device="cpu", image_size=128)
         print(f"trained classifier: test accuracy {rep.accuracy:.3f}")
     df = run(data, args.model, args.scorer, attributes=tuple(args.attributes.split(",")), limit=args.limit,
              references=args.references)
-    if args.out:
-        df.to_csv(args.out, index=False)
-    print(markdown(summarise(df)))
-    print(f"median seconds per photo (warm references after the first): {df['seconds'].median():.2f}")
+    save_and_print(df, summarise(df), args.out, " (warm references after the first)")
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from pipeline.cam import explain
+from pipeline.models import load_classifier
+from pipeline.regions import organism_mask
+
 
 def run(data: Path, model: Path, limit: int | None = None) -> pd.DataFrame:
     """One row per test photo: IoU and seconds of the rough and the refined outline."""
-    from pipeline.cam import explain
-    from pipeline.models import load_classifier
-    from pipeline.regions import organism_mask
-
     clf = load_classifier(model, device="cpu")
     manifest = pd.read_csv(data / "manifest.csv")
     manifest = manifest[manifest["split"] == "test"].head(limit)

@@ -65,7 +65,10 @@ Tests: tests/conftest.py has session-scoped fixtures `synthetic_species_dir` and
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evaluation.synthetic.draw import PALETTE, Nuisance
 from evaluation.synthetic.shapes import SHAPE_CLASSES, make_shapes
@@ -78,6 +81,13 @@ from evaluation.synthetic.species import (
     species_designs,
     trait_rows,
 )
+from traits.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from evaluation.synthetic.tiny_clip import train_tiny_clip
+
+# The tiny CLIP needs open_clip and torch: imported when first used, not with the datasets.
+lazy_exports(__name__, {"train_tiny_clip": "evaluation.synthetic.tiny_clip"})
 
 __all__ = ["DESIGNS", "PALETTE", "PARTS", "SHAPE_CLASSES", "Nuisance", "SpeciesDesign", "cached_species",
            "make_shapes", "make_species", "pair_differences", "species_designs", "trait_rows", "train_tiny_clip"]
@@ -85,16 +95,6 @@ __all__ = ["DESIGNS", "PALETTE", "PARTS", "SHAPE_CLASSES", "Nuisance", "SpeciesD
 
 def cached_species(root: str | Path, **kwargs) -> Path:
     """make_species into root/species-<hash of the arguments>: reuses an identical earlier dataset."""
-    import hashlib
-    import json
-
     key = json.dumps({k: v.to_dict() if isinstance(v, Nuisance) else v for k, v in kwargs.items()},
                      sort_keys=True, default=str)
     return make_species(Path(root) / f"species-{hashlib.sha1(key.encode()).hexdigest()[:10]}", **kwargs)
-
-
-def train_tiny_clip(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - documented in tiny_clip.train_tiny_clip
-    """Train the tiny open_clip model on the synthetic species (see evaluation.synthetic.tiny_clip)."""
-    from evaluation.synthetic.tiny_clip import train_tiny_clip as _train
-
-    return _train(*args, **kwargs)

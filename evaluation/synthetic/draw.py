@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from pipeline.masks import mask_box
+
 # The base palette of traits/ with one canonical sRGB value each; sibling species use these exact values so a
 # colour measurement (e.g. nearest palette entry in CIELAB) recovers the designed colour name.
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -162,7 +164,7 @@ def occluder(size: int, bbox: tuple[float, float, float, float], max_frac: float
 
 def bbox_of(mask: np.ndarray) -> tuple[float, float, float, float]:
     """(x0, y0, x1, y1) of the True pixels, or the whole image when there are none."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    box = mask_box(mask)
+    if box is None:
         return 0.0, 0.0, float(mask.shape[1]), float(mask.shape[0])
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+    return float(box[0]), float(box[1]), float(box[2]), float(box[3])

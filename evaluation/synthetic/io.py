@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
-from pipeline.errors import DatasetError
+from traits.errors import BadValueError, DatasetError
 
 MANIFEST = "manifest.csv"
 DATASET_JSON = "dataset.json"
@@ -45,6 +46,17 @@ def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def check_dataset_args(count_name: str, count: int, image_size: int, test_fraction: float, size_hint: str) -> None:
+    """Refuse (BadValueError) a per-class count below 1, an image size outside 32-2048 px or a test fraction
+    outside [0, 1); size_hint says which sizes suit the dataset."""
+    if count < 1:
+        raise BadValueError(f"{count_name} must be at least 1 (got {count}).", "Pass a positive number.")
+    if not 32 <= image_size <= 2048:
+        raise BadValueError(f"image_size must be between 32 and 2048 pixels (got {image_size}).", size_hint)
+    if not 0.0 <= test_fraction < 1.0:
+        raise BadValueError(f"test_fraction must be in [0, 1) (got {test_fraction}).", "Use e.g. 0.25.")
+
+
 def stratified_split(n: int, test_fraction: float, rng: np.random.Generator) -> list[str]:
     """'train'/'test' labels for n images of one class: round(n * test_fraction) test images, at least one each when n >= 2."""
     n_test = int(round(n * test_fraction))
@@ -55,6 +67,23 @@ def stratified_split(n: int, test_fraction: float, rng: np.random.Generator) -> 
     labels = np.array(["train"] * n, dtype=object)
     labels[rng.permutation(n)[:n_test]] = "test"
     return list(labels)
+
+
+def dataset_images(names: Sequence[str], n_per_class: int, seed: int, test_fraction: float, desc: str,
+                   progress: bool = False) -> Iterator[tuple[int, str, str, np.random.Generator]]:
+    """(class index, image stem 'Folder_name/00000.png', split, the image's generator) for every image, class by
+    class, with a progress bar. One generator per image: an image depends only on (seed, class, index)."""
+    with tqdm(total=len(names) * n_per_class, desc=desc, unit="img", disable=not progress) as bar:
+        for k, name in enumerate(names):
+            splits = stratified_split(n_per_class, test_fraction, np.random.default_rng([seed, 1, k]))
+            for i in range(n_per_class):
+                yield k, f"{folder_name(name)}/{i:05d}.png", splits[i], np.random.default_rng([seed, 0, k, i])
+                bar.update()
+
+
+def split_counts(rows: Sequence[dict]) -> dict[str, int]:
+    """How many manifest rows fall in each split (dataset.json)."""
+    return {s: sum(r["split"] == s for r in rows) for s in ("train", "test")}
 
 
 def _existing_matches(out: Path, config: dict, marker: str) -> bool:

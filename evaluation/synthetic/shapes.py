@@ -12,20 +12,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from tqdm.auto import tqdm
 
 from evaluation.synthetic import draw
-from evaluation.synthetic.io import (
-    DATASET_JSON,
-    MANIFEST,
-    atomic_dataset_dir,
-    folder_name,
-    save_png,
-    stratified_split,
-    write_csv,
-    write_json,
-)
-from pipeline.errors import ConfigError
+from evaluation.synthetic import io as dataset_io
 
 DATASET_VERSION = 1
 SHAPE_CLASSES = ["filled circle", "outline circle", "filled square", "outline square", "filled triangle",
@@ -77,38 +66,30 @@ def make_shapes(out_dir: str | Path, n_per_class: int = 100, image_size: int = 2
                 test_fraction: float = 0.25, clutter: float = 0.5, overwrite: bool = False,
                 progress: bool = False) -> Path:
     """Write the synthetic shapes dataset to out_dir (layout: see evaluation.synthetic) and return its path."""
-    if n_per_class < 1:
-        raise ConfigError(f"n_per_class must be at least 1 (got {n_per_class}).", "Pass a positive number.")
-    if not 32 <= image_size <= 2048:
-        raise ConfigError(f"image_size must be between 32 and 2048 pixels (got {image_size}).",
-                          "Use e.g. 64-128 for tests, 256 for the paper's setting.")
-    if not 0.0 <= test_fraction < 1.0:
-        raise ConfigError(f"test_fraction must be in [0, 1) (got {test_fraction}).", "Use e.g. 0.25.")
+    dataset_io.check_dataset_args("n_per_class", n_per_class, image_size, test_fraction,
+                       "Use e.g. 64-128 for tests, 256 for the paper's setting.")
     config = dict(name="synthetic-shapes", version=DATASET_VERSION, seed=int(seed), image_size=int(image_size),
                   n_per_class=int(n_per_class), test_fraction=float(test_fraction), clutter=float(clutter))
-    with atomic_dataset_dir(out_dir, config, overwrite) as tmp:
+    with dataset_io.atomic_dataset_dir(out_dir, config, overwrite) as tmp:
         if tmp is None:
             return Path(out_dir)
         rows = []
-        bar = tqdm(total=len(SHAPE_CLASSES) * n_per_class, desc="synthetic shapes", unit="img", disable=not progress)
-        for k, cls in enumerate(SHAPE_CLASSES):
-            folder = folder_name(cls)
-            splits = stratified_split(n_per_class, test_fraction, np.random.default_rng([seed, 1, k]))
-            for i in range(n_per_class):
-                rgb, mask, range_name = render_shape(cls, image_size, np.random.default_rng([seed, 0, k, i]), clutter)
-                stem = f"{folder}/{i:05d}.png"
-                save_png(tmp / "images" / stem, rgb)
-                save_png(tmp / "masks" / stem, mask.astype(np.uint8) * 255)
-                rows.append(dict(image=f"images/{stem}", species=cls, common_name=cls.capitalize(),
-                                 split=splits[i], mask=f"masks/{stem}", size_range=range_name))
-                bar.update()
-        bar.close()
-        write_csv(tmp / MANIFEST, ["image", "species", "common_name", "split", "mask", "size_range"], rows)
-        write_json(tmp / "parts.json", {"1": "shape"})
-        write_json(tmp / DATASET_JSON, dict(
+        for k, stem, split, rng in dataset_io.dataset_images(SHAPE_CLASSES, n_per_class, seed, test_fraction,
+                                                             "synthetic shapes", progress):
+            cls = SHAPE_CLASSES[k]
+            rgb, mask, range_name = render_shape(cls, image_size, rng, clutter)
+            dataset_io.save_png(tmp / "images" / stem, rgb)
+            dataset_io.save_png(tmp / "masks" / stem, mask.astype(np.uint8) * 255)
+            rows.append(dict(image=f"images/{stem}", species=cls, common_name=cls.capitalize(), split=split,
+                             mask=f"masks/{stem}", size_range=range_name))
+        dataset_io.write_csv(tmp / dataset_io.MANIFEST,
+                             ["image", "species", "common_name", "split", "mask", "size_range"], rows)
+        dataset_io.write_json(tmp / "parts.json", {"1": "shape"})
+        dataset_io.write_json(tmp / dataset_io.DATASET_JSON, dict(
             config=config, name="synthetic-shapes", version=DATASET_VERSION, seed=int(seed),
             image_size=int(image_size), n_images=len(rows), n_per_class=int(n_per_class),
-            species=[dict(name=c, common_name=c.capitalize(), folder=folder_name(c)) for c in SHAPE_CLASSES],
-            splits={s: sum(r["split"] == s for r in rows) for s in ("train", "test")},
-            files=dict(manifest=MANIFEST, parts="parts.json")))
+            species=[dict(name=c, common_name=c.capitalize(), folder=dataset_io.folder_name(c))
+                     for c in SHAPE_CLASSES],
+            splits=dataset_io.split_counts(rows),
+            files=dict(manifest=dataset_io.MANIFEST, parts="parts.json")))
     return Path(out_dir)

@@ -12,7 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from evaluation.synthetic import draw
 from evaluation.synthetic.draw import PALETTE, Nuisance
@@ -20,13 +21,15 @@ from evaluation.synthetic.io import (
     DATASET_JSON,
     MANIFEST,
     atomic_dataset_dir,
+    check_dataset_args,
+    dataset_images,
     folder_name,
     save_png,
-    stratified_split,
+    split_counts,
     write_csv,
     write_json,
 )
-from pipeline.errors import ConfigError
+from traits.errors import BadValueError
 
 DATASET_VERSION = 2  # 2: the hindwing margin is the outer border only (not the edge along body and forewing)
 TEMPLATE_SIZE = 256
@@ -97,7 +100,7 @@ MAX_SPECIES = len(DESIGNS)
 def species_designs(n_species: int = 6) -> list[SpeciesDesign]:
     """The first n_species designs (an even number: whole sibling pairs)."""
     if n_species < 2 or n_species > MAX_SPECIES or n_species % 2:
-        raise ConfigError(f"n_species must be an even number from 2 to {MAX_SPECIES} (got {n_species}).",
+        raise BadValueError(f"n_species must be an even number from 2 to {MAX_SPECIES} (got {n_species}).",
                           "Species come in sibling pairs; pick 2, 4, 6, ... up to the number of designed pairs.")
     return DESIGNS[:n_species]
 
@@ -192,8 +195,6 @@ def species_template(sp: SpeciesDesign) -> np.ndarray:
         labels[fore & draw.ellipse_mask(s, _px(side * tx, ty), (tr * scale, tr * scale))] = PART_IDS["forewing tip"]
     body = draw.ellipse_mask(s, _px(0.0, 0.05), (0.075 * scale, 0.55 * scale))
     body |= draw.ellipse_mask(s, _px(0.0, -0.53), (0.085 * scale, 0.085 * scale))
-    from PIL import Image, ImageDraw  # antennae are thin strokes, simplest drawn directly
-
     img = Image.fromarray(body.astype(np.uint8))
     d = ImageDraw.Draw(img)
     for side in (1, -1):
@@ -201,8 +202,6 @@ def species_template(sp: SpeciesDesign) -> np.ndarray:
     labels[np.asarray(img, dtype=bool)] = PART_IDS["body"]
     # A wing margin is the outer border (termen), as in field guides: the strip of the hindwing ring that runs along
     # the body or under the forewing is ground colour, so 'margin' never touches the body.
-    from scipy import ndimage
-
     solid = ndimage.binary_fill_holes(ndimage.binary_closing(labels > 0, iterations=4))  # no slivers by the body
     outer = draw.erode(solid, int(0.09 * scale))
     labels[(labels == PART_IDS["hindwing margin"]) & outer] = PART_IDS["hindwing"]
@@ -251,13 +250,8 @@ def make_species(out_dir: str | Path, n_per_species: int = 40, image_size: int =
                  overwrite: bool = False, progress: bool = False) -> Path:
     """Write the synthetic species dataset to out_dir (layout: see evaluation.synthetic) and return its path."""
     designs = species_designs(n_species)
-    if n_per_species < 1:
-        raise ConfigError(f"n_per_species must be at least 1 (got {n_per_species}).", "Pass a positive number.")
-    if not 32 <= image_size <= 2048:
-        raise ConfigError(f"image_size must be between 32 and 2048 pixels (got {image_size}).",
-                          "Use e.g. 96 or 128 for tests, 224-256 for benchmarks.")
-    if not 0.0 <= test_fraction < 1.0:
-        raise ConfigError(f"test_fraction must be in [0, 1) (got {test_fraction}).", "Use e.g. 0.25.")
+    check_dataset_args("n_per_species", n_per_species, image_size, test_fraction,
+                       "Use e.g. 96 or 128 for tests, 224-256 for benchmarks.")
     nuisance = nuisance or Nuisance()
     config = dict(name="synthetic-species", version=DATASET_VERSION, seed=int(seed), image_size=int(image_size),
                   n_per_species=int(n_per_species), n_species=int(n_species), test_fraction=float(test_fraction),
@@ -266,21 +260,15 @@ def make_species(out_dir: str | Path, n_per_species: int = 40, image_size: int =
         if tmp is None:
             return Path(out_dir)
         rows = []
-        bar = tqdm(total=len(designs) * n_per_species, desc="synthetic species", unit="img", disable=not progress)
-        for k, sp in enumerate(designs):
-            folder = folder_name(sp.name)
-            splits = stratified_split(n_per_species, test_fraction, np.random.default_rng([seed, 1, k]))
-            for i in range(n_per_species):
-                # One generator per image: an image depends only on (seed, species, index), not on the others.
-                rgb, labels = render_species(sp, image_size, np.random.default_rng([seed, 0, k, i]), nuisance)
-                stem = f"{folder}/{i:05d}.png"
-                save_png(tmp / "images" / stem, rgb)
-                save_png(tmp / "masks" / stem, (labels > 0).astype(np.uint8) * 255)
-                save_png(tmp / "parts" / stem, labels)
-                rows.append(dict(image=f"images/{stem}", species=sp.name, common_name=sp.common_name,
-                                 split=splits[i], mask=f"masks/{stem}", parts=f"parts/{stem}"))
-                bar.update()
-        bar.close()
+        for k, stem, split, rng in dataset_images([sp.name for sp in designs], n_per_species, seed, test_fraction,
+                                                  "synthetic species", progress):
+            sp = designs[k]
+            rgb, labels = render_species(sp, image_size, rng, nuisance)
+            save_png(tmp / "images" / stem, rgb)
+            save_png(tmp / "masks" / stem, (labels > 0).astype(np.uint8) * 255)
+            save_png(tmp / "parts" / stem, labels)
+            rows.append(dict(image=f"images/{stem}", species=sp.name, common_name=sp.common_name, split=split,
+                             mask=f"masks/{stem}", parts=f"parts/{stem}"))
         write_csv(tmp / MANIFEST, ["image", "species", "common_name", "split", "mask", "parts"], rows)
         write_json(tmp / "parts.json", {str(i): name for i, name in PARTS.items()})
         write_csv(tmp / "traits.csv", ["taxon", "part", "attribute", "value", "text", "source"],
@@ -294,6 +282,6 @@ def make_species(out_dir: str | Path, n_per_species: int = 40, image_size: int =
             species=[dict(name=sp.name, common_name=sp.common_name, sibling=sp.sibling, folder=folder_name(sp.name))
                      for sp in designs],
             pairs=[[a.name, b.name] for a, b in pairs],
-            splits={s: sum(r["split"] == s for r in rows) for s in ("train", "test")},
+            splits=split_counts(rows),
             files=dict(manifest=MANIFEST, traits="traits.csv", pairs="pairs.csv", parts="parts.json")))
     return Path(out_dir)

@@ -28,14 +28,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import save_file
 from scipy import ndimage
 from tqdm.auto import tqdm
 
 from evaluation.synthetic.io import atomic_dataset_dir
-from pipeline.errors import ConfigError, DatasetError
-from pipeline.regions import organism_mask
+from pipeline.device import resolve_device
+from pipeline.masks import mask_box
+from pipeline.regions import PART_LAYOUTS, core_box, organism_mask
 from pipeline.scorers.clip import CROP_PADS
 from pipeline.scorers.openclip import TRAINED_VOCABULARY
+from pipeline.scoring import crop_part, side_pieces, square_crop
+from traits.errors import BadValueError, DatasetError
+from traits.vocab import load_vocab
 
 CROP_SIZE = 64
 MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -107,8 +112,6 @@ def colour_hard_negatives(traits: list[dict]) -> list[str]:
     """Captions true of no crop: each coloured part with every palette colour that no species shows on it or on
     a sub-part of it ('blue forewing band'). In the loss they are negatives of every crop, so the text tower must
     tell colours apart on the same part, not only parts apart (describe() scores all palette colours)."""
-    from prompts.phrases import BASE_COLOURS
-
     shown: dict[str, set[str]] = {}
     for row in traits:
         if row["attribute"] == "colour":
@@ -120,7 +123,7 @@ def colour_hard_negatives(traits: list[dict]) -> list[str]:
                     shown[part].add(row["value"])
     out: list[str] = []
     for part, values in shown.items():
-        for colour in BASE_COLOURS:
+        for colour in load_vocab().base_colours:
             if colour not in values:
                 out += caption_variants(part, "colour", colour, f"{colour} {part}")
     return list(dict.fromkeys(out))
@@ -208,9 +211,6 @@ def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str],
     organism, one square crop with context per side, for every crop key describe() uses (a part's own pieces for
     colours; a host wing with a sub-part's box for presence, e.g. a hindwing with where its tail is), labelled with
     the (host) part. organism: the outline to lay the layout on (default: the true one, labels > 0)."""
-    from pipeline.regions import PART_LAYOUTS, core_box
-    from pipeline.scoring import crop_part, side_pieces, square_crop
-
     layout = PART_LAYOUTS["butterfly"]
     organism = labels > 0 if organism is None else organism
     if not organism.any():
@@ -220,8 +220,7 @@ def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str],
     out, seen = [], set()
     for key in keys:
         for piece in side_pieces(organism, key, "butterfly", box):
-            ys, xs = np.nonzero(piece)
-            extent = (key[0], xs.min(), xs.max(), ys.min(), ys.max())
+            extent = (key[0], *mask_box(piece))
             if extent in seen:  # a sub-part inside its host's pieces (a band) gives the host's crop again
                 continue
             seen.add(extent)
@@ -258,8 +257,7 @@ def extract_crops(dataset_dir: Path, split: str, part_names: dict[int, str], var
             regions.append((name, comp, big))
         for _ in range(variants):
             for name, comp, big in regions:
-                ys, xs = np.nonzero(comp == big[rng.integers(len(big))])
-                box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+                box = mask_box(comp == big[rng.integers(len(big))])
                 if jitter:
                     crop = _crop(rgb, box, rng.uniform(0.2, 0.8), rng.uniform(-0.1, 0.1, 2), min_side,
                                  float(np.exp(rng.uniform(-0.4, 0.4))))
@@ -268,9 +266,8 @@ def extract_crops(dataset_dir: Path, split: str, part_names: dict[int, str], var
                 images.append(crop)
                 species.append(row["species"])
                 parts.append(name)
-            ys, xs = np.nonzero(labels)
-            if len(xs):
-                box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            box = mask_box(labels)
+            if box is not None:
                 images.append(_crop(rgb, box, rng.uniform(0.0, 0.2) if jitter else 0.1, np.zeros(2), min_side))
                 species.append(row["species"])
                 parts.append(WHOLE)
@@ -424,19 +421,15 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
     to the CLIP loss; 0 trains the CLIP loss alone. Re-running with identical arguments on a finished folder returns it
     without training again. On the CPU,
     threads=None uses only the cores that are free now (see _free_cpu_threads)."""
-    from safetensors.torch import save_file
-
-    from pipeline.device import resolve_device
-
     if max_steps is None and not minutes > 0:
-        raise ConfigError(f"minutes must be positive (got {minutes}).", "Pass e.g. minutes=3 (CLI: --minutes 3).")
+        raise BadValueError(f"minutes must be positive (got {minutes}).", "Pass e.g. minutes=3 (CLI: --minutes 3).")
     if max_steps is not None and max_steps < 1:
-        raise ConfigError(f"max_steps must be at least 1 (got {max_steps}).", "Pass a positive number or None.")
+        raise BadValueError(f"max_steps must be at least 1 (got {max_steps}).", "Pass a positive number or None.")
     if batch_size < 2:
-        raise ConfigError(f"batch_size must be at least 2 (got {batch_size}).", "Contrastive training needs "
+        raise BadValueError(f"batch_size must be at least 2 (got {batch_size}).", "Contrastive training needs "
                           "several crops per step; use e.g. 64.")
     if not value_weight >= 0:
-        raise ConfigError(f"value_weight must be 0 or more (got {value_weight}).", "Use e.g. 1.0, or 0 to turn it off.")
+        raise BadValueError(f"value_weight must be 0 or more (got {value_weight}).", "Use e.g. 1.0, or 0 to turn it off.")
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.is_dir():
         raise DatasetError(f"Dataset folder {dataset_dir} does not exist.",
@@ -496,7 +489,7 @@ def _train(train: Crops, test: Crops, pos: torch.Tensor, values: torch.Tensor, c
            value_weight: float, rng: np.random.Generator, progress: bool) -> tuple:
     """The training loop (time budget in seconds or max_steps); returns (model on CPU, losses, steps, seconds,
     held-out metrics)."""
-    import open_clip
+    import open_clip  # heavy: only when the tiny CLIP is trained
 
     model = open_clip.CLIP(**TINY_CLIP_CONFIG).to(dev)
     tokenizer = open_clip.get_tokenizer("ViT-B-16", context_length=TINY_CLIP_CONFIG["text_cfg"]["context_length"])

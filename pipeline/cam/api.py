@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from pipeline.cam.engine import CamRequest, CamResult, parse_method, run
-from pipeline.errors import ConfigError
 from pipeline.models.classifier import Classifier
-
+from traits.errors import ConflictingOptionsError, MissingValueError
 
 FALLBACK_METHOD = "finer"  # models trained before the card recorded a measured default (pooled heads)
 
@@ -25,7 +24,7 @@ def plain_method(method: str) -> str:
 
 def _check(classifier) -> None:
     if not isinstance(classifier, Classifier):
-        raise ConfigError(f"explain needs a finer-traits Classifier, got {type(classifier).__name__}.",
+        raise ConflictingOptionsError(f"explain needs a finer-traits Classifier, got {type(classifier).__name__}.",
                           "Load one with pipeline.models.load_classifier(MODEL_DIR).")
 
 
@@ -36,7 +35,7 @@ def explain_many(classifier: Classifier, images, requests: Sequence[CamRequest |
     _check(classifier)
     reqs = [r if isinstance(r, CamRequest) else CamRequest(**dict(r)) for r in requests]
     if not reqs:
-        raise ConfigError("No CAM requests were given.", "Pass at least one CamRequest.")
+        raise MissingValueError("No CAM requests were given.", "Pass at least one CamRequest.")
     if layer is not None:
         reqs = [r if r.layer is not None else CamRequest(**{**r.__dict__, "layer": layer}) for r in reqs]
     x = classifier.prepare(images)

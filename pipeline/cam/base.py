@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
+from traits.errors import LayerError
 
 
 def find_layer(model: nn.Module, name: str) -> nn.Module:
@@ -18,7 +18,7 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
     if isinstance(name, str) and name in modules and name != "":
         return modules[name]
     close = difflib.get_close_matches(str(name), list(modules), n=4, cutoff=0.6)
-    raise ConfigError(f"The model has no layer {name!r}.",
+    raise LayerError(f"The model has no layer {name!r}.",
                       f"Pass a module name from model.named_modules(){', e.g. ' + ', '.join(close) if close else ''}.")
 
 
@@ -35,10 +35,10 @@ def capture(model: nn.Module, names: Sequence[str], with_grad: bool) -> Iterator
     def hook(name: str):
         def fn(module, args, out):
             if not isinstance(out, torch.Tensor):
-                raise ConfigError(f"Layer {name!r} returns a {type(out).__name__}, not a tensor.",
+                raise LayerError(f"Layer {name!r} returns a {type(out).__name__}, not a tensor.",
                                   "Pick a layer whose output is one feature map or token tensor.")
             if name in outputs:
-                raise ConfigError(f"Layer {name!r} runs more than once per forward pass.",
+                raise LayerError(f"Layer {name!r} runs more than once per forward pass.",
                                   "Pick a layer that is used once (e.g. a block's norm, not a shared activation).")
             if with_grad and not outputs:
                 torch.set_grad_enabled(True)
@@ -60,7 +60,7 @@ def batched_vjp(logits: torch.Tensor, layers: list[torch.Tensor], vectors: torch
 
     One backward pass, vectorised over K (autograd's is_grads_batched); the graph is freed afterwards."""
     if not logits.requires_grad:
-        raise ConfigError("The chosen CAM layer does not feed the logits.",
+        raise LayerError("The chosen CAM layer does not feed the logits.",
                           "Pick a layer inside the image branch that the prediction depends on.")
     vectors = vectors.to(logits.dtype)
     if vectors.shape[0] == 1:

@@ -14,7 +14,7 @@ from pipeline.cam import refine as R
 from pipeline.cam import targets as T
 from pipeline.cam.base import batched_vjp, capture, eval_mode
 from pipeline.cam.reshape import to_grid, token_layout
-from pipeline.errors import ConfigError
+from traits.errors import BadValueError, LayerError, UnknownChoiceError
 
 BASES = ("gradcam", "gradcam++", "layercam", "scorecam")
 # RefineCAM combines one base method over several layers: 'refinecam' uses Grad-CAM++ (the paper's default),
@@ -72,7 +72,7 @@ def parse_method(method: str) -> tuple[str, str, bool, bool]:
     name = str(method).strip().lower().replace("_", "-")
     name = _ALIASES.get(name, name)
     if name not in METHOD_NAMES:
-        raise ConfigError(f"Unknown CAM method {method!r}.", f"Use one of: {', '.join(METHOD_NAMES)}.")
+        raise UnknownChoiceError(f"Unknown CAM method {method!r}.", f"Use one of: {', '.join(METHOD_NAMES)}.")
     finer = name.startswith("finer")
     core = {"finer": "gradcam"}.get(name, name.removeprefix("finer-"))
     if core == "refinecam":
@@ -94,7 +94,7 @@ def _plan(model: nn.Module, req: CamRequest, default_layer: Callable[[], str]) -
     else:
         layers = [str(x) for x in layer]
         if not layers or (len(layers) > 1 and not refine):
-            raise ConfigError(f"Method {name!r} takes one layer, got {layers!r}.",
+            raise BadValueError(f"Method {name!r} takes one layer, got {layers!r}.",
                               "Pass one module name, or use method='refinecam' for several layers.")
     return _Plan(req, name, base, finer, layers, refine)
 
@@ -104,7 +104,7 @@ def run(model: nn.Module, x: torch.Tensor, requests: Sequence[CamRequest], index
     """Core: normalised batch x on the model's device -> one CamResult per request."""
     plans = [_plan(model, r, default_layer) for r in requests]
     if x.ndim != 4 or x.shape[0] == 0:
-        raise ConfigError(f"Expected a non-empty image batch [N, 3, H, W], got shape {tuple(x.shape)}.",
+        raise BadValueError(f"Expected a non-empty image batch [N, 3, H, W], got shape {tuple(x.shape)}.",
                           "Pass images as paths, PIL images or a normalised batch tensor.")
     with torch.inference_mode(False), eval_mode(model):
         if x.is_inference():
@@ -125,13 +125,13 @@ def _run(model, x, plans: list[_Plan], index, fast: bool | None) -> list[CamResu
         logits = model(x)
     missing = [ly for ly in all_layers if ly not in outs]
     if missing:
-        raise ConfigError(f"Layer(s) {missing} did not run during the forward pass.",
+        raise LayerError(f"Layer(s) {missing} did not run during the forward pass.",
                           "Pick layers the model actually uses to compute its prediction.")
     logits_d = logits.detach().float()
     grids = {ly: to_grid(outs[ly].detach(), n, size, *token_layout(model, ly)).float() for ly in all_layers}
     if any(not fastpath.consistent(model, grids, ly, logits_d) for ly in weights):
         if fast:
-            raise ConfigError("The fast path does not reproduce this model's logits.", "Call with fast=None or False.")
+            raise LayerError("The fast path does not reproduce this model's logits.", "Call with fast=None or False.")
         return _run(model, x, plans, index, fast=False)
 
     resolved = [T.resolve(logits_d, index, p.req.target, p.req.contrast, p.req.references, p.finer) for p in plans]

@@ -68,7 +68,8 @@ def scorecam(acts: torch.Tensor, target_scores: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nk,nkhw->nhw", torch.softmax(target_scores, dim=-1), acts)
 
 
-def _minmax(m: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def minmax_scale(m: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Each map [..., H, W] scaled to [0, 1]; maps whose range is noise next to `scale` become all zeros."""
     lo = m.amin(dim=(-2, -1), keepdim=True)
     span = m.amax(dim=(-2, -1), keepdim=True) - lo
     ok = span > NOISE_RTOL * scale
@@ -81,9 +82,9 @@ def normalise(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     A map with no positive part (or only float noise) stays all-zero instead of being stretched to [0, 1]."""
     raw = raw.float()
     scale = raw.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-30)
-    m = _minmax(raw.clamp_min(0), scale)
+    m = minmax_scale(raw.clamp_min(0), scale)
     up = F.interpolate(m[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
-    return _minmax(up, torch.ones_like(scale))
+    return minmax_scale(up, torch.ones_like(scale))
 
 
 def random_maps(n: int, grid: tuple[int, int], seed: int | None, device: torch.device) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.cam.methods import _minmax
+from pipeline.cam.methods import minmax_scale
 
 
 def default_layers(model: nn.Module, deepest: str) -> list[str]:
@@ -45,4 +45,4 @@ def combine(maps: list[torch.Tensor]) -> torch.Tensor:
     prod = maps[0]
     for m in maps[1:]:
         prod = prod * m
-    return _minmax(prod, torch.ones_like(prod[:, :1, :1]))
+    return minmax_scale(prod, torch.ones_like(prod[:, :1, :1]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.errors import ConfigError
+from traits.errors import PathError
+from traits.io import atomic_write
 
 # Anchors of a perceptually ordered dark-blue -> yellow-white heat scale (hand-made: matplotlib is not a dependency).
 _ANCHORS = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21],
@@ -100,14 +99,6 @@ def save_image_atomic(img: Image.Image, out: Path) -> Path:
     """Write via a temporary file in the same folder, then rename: no half-written files."""
     out = Path(out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
-        raise ConfigError(f"Cannot tell the image format of {out}.", "Use a file name ending in .png or .jpg.")
+        raise PathError(f"Cannot tell the image format of {out}.", "Use a file name ending in .png or .jpg.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix)
-    os.close(fd)
-    try:
-        img.save(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return out
+    return atomic_write(out, img.save)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
+from traits.errors import LayerError
 
 
 def token_layout(model: nn.Module, layer_name: str) -> tuple[int | None, tuple[int, int] | None]:
@@ -50,7 +50,7 @@ def _grid_for(n_tokens: int, image_hw: tuple[int, int], num_prefix: int | None,
         # A declared prefix allows patch-size rounding (aspect within 1.5x); a guessed one must fit exactly.
         if best is not None and best[0] < (0.41 if num_prefix is not None else 1e-6):
             return prefix, best[1], best[2]
-    raise ConfigError(f"Cannot lay {n_tokens} tokens out on a patch grid for a {H}x{W} input.",
+    raise LayerError(f"Cannot lay {n_tokens} tokens out on a patch grid for a {H}x{W} input.",
                       "Pick a CAM layer that outputs a feature map [N, C, h, w] or patch tokens [N, L, D].")
 
 
@@ -61,7 +61,7 @@ def to_grid(t: torch.Tensor, batch: int, image_hw: tuple[int, int], num_prefix: 
     if t.ndim == 4:
         return t
     if t.ndim != 3:
-        raise ConfigError(f"The CAM layer outputs a {t.ndim}-D tensor {tuple(t.shape)}.",
+        raise LayerError(f"The CAM layer outputs a {t.ndim}-D tensor {tuple(t.shape)}.",
                           "Pick a layer whose output is a feature map [N, C, h, w] or tokens [N, L, D].")
     if t.shape[0] != batch and t.shape[1] == batch:
         t = t.transpose(0, 1)  # sequence-first transformers

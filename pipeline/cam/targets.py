@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from pipeline.errors import ConfigError
+from traits.errors import BadValueError, ConflictingOptionsError, UnknownChoiceError
 
 WEIGHTINGS = ("uniform", "softmax")
 
@@ -31,7 +31,7 @@ def per_image(spec, n: int, what: str, allow_shared_list: bool) -> list:
         return spec
     if allow_shared_list:
         return [spec] * n
-    raise ConfigError(f"{what} lists {len(spec)} entries for {n} images.",
+    raise BadValueError(f"{what} lists {len(spec)} entries for {n} images.",
                       f"Pass one {what} for all images or exactly one per image.")
 
 
@@ -40,7 +40,7 @@ def resolve(logits: torch.Tensor, index: Callable[[int | str], int], target, con
     """(target_idx [N], reference_idx [N, T] padded with -1) from user specs and the logits."""
     n, c = logits.shape
     if isinstance(references, bool) or not isinstance(references, int) or references < 0:
-        raise ConfigError(f"references must be a whole number >= 0, got {references!r}.", "Pass e.g. references=3.")
+        raise BadValueError(f"references must be a whole number >= 0, got {references!r}.", "Pass e.g. references=3.")
     targets = per_image(target, n, "target", allow_shared_list=False)
     pred = logits.argmax(-1).tolist()
     tgt = [pred[i] if t is None else index(t) for i, t in enumerate(targets)]
@@ -60,7 +60,7 @@ def resolve(logits: torch.Tensor, index: Callable[[int | str], int], target, con
         else:
             row = [index(s) for s in (spec if isinstance(spec, (list, tuple)) else [spec])]
             if tgt[i] in row:
-                raise ConfigError(f"The contrast species equals the target ({tgt[i]}) for image {i}.",
+                raise ConflictingOptionsError(f"The contrast species equals the target ({tgt[i]}) for image {i}.",
                                   "Name a different, similar species as the contrast.")
         refs.append(list(dict.fromkeys(row)))
     width = max((len(r) for r in refs), default=0)
@@ -106,13 +106,13 @@ def coefficients(logits: torch.Tensor, target_idx: torch.Tensor, reference_idx: 
 def check_gamma(gamma: float, weighting: str) -> float:
     """Validate gamma and weighting; returns gamma as float."""
     if weighting not in WEIGHTINGS:
-        raise ConfigError(f"Unknown weighting {weighting!r}.", f"Use one of: {', '.join(WEIGHTINGS)}.")
+        raise UnknownChoiceError(f"Unknown weighting {weighting!r}.", f"Use one of: {', '.join(WEIGHTINGS)}.")
     try:
         g = float(gamma)
     except (TypeError, ValueError):
         g = math.nan
     if not math.isfinite(g) or g < 0:
-        raise ConfigError(f"gamma must be a finite number >= 0, got {gamma!r}.",
+        raise BadValueError(f"gamma must be a finite number >= 0, got {gamma!r}.",
                           "Use 0.6 (paper default), 0 for plain Grad-CAM, or 1.0 for the authors' demo setting.")
     return g
 

@@ -9,8 +9,8 @@ from torch import nn
 
 from pipeline.cam.engine import CamRequest, CamResult, run
 from pipeline.cam.targets import per_image
-from pipeline.errors import ConfigError
 from pipeline.models.classifier import ZeroShotClassifier
+from traits.errors import BadValueError, ConflictingOptionsError
 
 
 class PromptHead(nn.Module):
@@ -33,15 +33,15 @@ def explain_text(classifier: ZeroShotClassifier, images, prompt: str | Sequence[
 
     target_idx / reference_idx index the list [unique prompts..., contrast_prompt]."""
     if not isinstance(classifier, ZeroShotClassifier):
-        raise ConfigError(f"explain_text needs a zero-shot (CLIP-style) classifier, got {type(classifier).__name__}.",
+        raise ConflictingOptionsError(f"explain_text needs a zero-shot (CLIP-style) classifier, got {type(classifier).__name__}.",
                           "Load an open_clip model, e.g. load_classifier on a zero-shot model folder.")
     x = classifier.prepare(images)
     prompts = per_image(prompt, x.shape[0], "prompt", allow_shared_list=False)
     if not all(isinstance(p, str) and p.strip() for p in prompts + [contrast_prompt]):
-        raise ConfigError("Prompts must be non-empty strings.", "Pass e.g. prompt='orange band on the forewing'.")
+        raise BadValueError("Prompts must be non-empty strings.", "Pass e.g. prompt='orange band on the forewing'.")
     vocab = list(dict.fromkeys(prompts + [contrast_prompt]))
     if contrast_prompt in prompts:
-        raise ConfigError(f"The prompt equals the contrast prompt {contrast_prompt!r}.", "Use a different prompt.")
+        raise ConflictingOptionsError(f"The prompt equals the contrast prompt {contrast_prompt!r}.", "Use a different prompt.")
     head = PromptHead(classifier, vocab)
     req = CamRequest(method=method, target=[vocab.index(p) for p in prompts], contrast=vocab.index(contrast_prompt),
                      gamma=gamma, references=1, layer=layer or f"clf.{classifier.default_cam_layer()}")

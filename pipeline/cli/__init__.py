@@ -1,13 +1,23 @@
-"""The finer-traits command line (typer). Each command lives in its own module and only calls the library."""
+"""The finer-traits command line (typer). Each command lives in its own module and only calls the library.
+
+Commands from the layers above the pipeline (evaluation's `evaluate` and `synth`) are added through the
+`finer_traits.commands` entry point group: each entry point names a function that takes the app and adds its
+commands, so the pipeline never imports those layers.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
 
-from pipeline.errors import FinerTraitsError
+from traits.errors import FinerTraitsError
+from traits.version import __version__
+
+COMMANDS_GROUP = "finer_traits.commands"
 
 app = typer.Typer(
     name="finer-traits",
@@ -19,21 +29,12 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
-def _register() -> None:
-    # Importing a command module adds its commands to `app`.
-    from pipeline.cli import batch, cam, db, describe, evaluate, synth, train  # noqa: F401
-
-
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", help="Print the finer-traits version and exit."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging."),
 ) -> None:
     """Find the visible traits that tell a species apart from a similar one."""
-    import logging
-
-    from pipeline import __version__
-
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if version:
         typer.echo(f"finer-traits {__version__}")
@@ -52,5 +53,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
-# Register at import so `from pipeline.cli import app` (tests, CliRunner) sees every command.
-_register()
+def register_installed_commands(target: typer.Typer) -> list[str]:
+    """Add the commands of every installed `finer_traits.commands` entry point to target; returns their names."""
+    names = []
+    for ep in entry_points(group=COMMANDS_GROUP):
+        ep.load()(target)
+        names.append(ep.name)
+    return names
+
+
+# The command modules add their commands to `app` when imported; they come after `app` exists, which is why
+# these imports sit at the end. Registering at import lets `from pipeline.cli import app` (tests, CliRunner)
+# see every command.
+from pipeline.cli import batch, cam, db, describe, train  # noqa: E402, F401
+
+register_installed_commands(app)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+import pipeline
 from pipeline.cli import app
 
 console = Console(stderr=True)
@@ -33,13 +34,12 @@ def batch(
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Describe a manifest's photos against their contrast species into the trait DB; safe to interrupt and re-run."""
-    from pipeline.batch import run_batch
-    from traits.db import _redact
+    from traits.db import redact_url  # SQLAlchemy: loaded when the command runs, not at CLI start
 
-    report = run_batch(manifest, model, db, pairs=pairs, workers=workers, scorer=scorer, expert=expert,
+    report = pipeline.run_batch(manifest, model, db, pairs=pairs, workers=workers, scorer=scorer, expert=expert,
                        top_k=top_k, progress=progress)
     how = "resumed" if report.resumed else "new"
-    console.print(f"Run {report.run_id} ({how}) in {_redact(report.db_url)}: {report.manifest_rows} manifest rows, "
+    console.print(f"Run {report.run_id} ({how}) in {redact_url(report.db_url)}: {report.manifest_rows} manifest rows, "
                   f"{report.described} photos described now ({report.results_written} results), "
                   f"{report.already_done} already done, {len(report.failed)} with errors, "
                   f"{len(report.duplicates)} duplicate rows skipped. Time: {report.seconds:.1f} s.")

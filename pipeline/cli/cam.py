@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+import pipeline
 from pipeline.cli import app
 
 console = Console()
@@ -32,24 +33,26 @@ def cam(
     device: Annotated[str, typer.Option(help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")] = "auto",
 ) -> None:
     """Write a panel that shows where the photo looks like TARGET rather than CONTRAST."""
-    from pipeline.cam import CamRequest, default_method, explain_many, parse_method, plain_method
-    from pipeline.cam.render import outline, overlay, panel, save_image_atomic
-    from pipeline.images import load_image
-    from pipeline.models import load_classifier
+    from pipeline.cam.render import (  # torch: loaded when the command runs
+        outline,
+        overlay,
+        panel,
+        save_image_atomic,
+    )
 
     if method is not None:
-        parse_method(method)  # a typo fails before the model loads
-    clf = load_classifier(model, device=device)
-    name = parse_method(method or default_method(clf))[0]
-    photo = load_image(image)
+        pipeline.parse_method(method)  # a typo fails before the model loads
+    clf = pipeline.load_classifier(model, device=device)
+    name = pipeline.parse_method(method or pipeline.default_method(clf))[0]
+    photo = pipeline.load_image(image)
 
     def spec(s: str | None):
         return int(s) if s is not None and s.strip().isdigit() else s
 
-    reqs = [CamRequest(method=plain_method(name), target=spec(target), layer=layer),
-            CamRequest(method=name, target=spec(target), contrast=spec(contrast), gamma=gamma,
+    reqs = [pipeline.CamRequest(method=pipeline.plain_method(name), target=spec(target), layer=layer),
+            pipeline.CamRequest(method=name, target=spec(target), contrast=spec(contrast), gamma=gamma,
                        references=references, weighting=weighting, layer=layer)]
-    plain, fine = explain_many(clf, [photo], reqs)
+    plain, fine = pipeline.explain_many(clf, [photo], reqs)
     probs = fine.logits.softmax(-1)[0]
     t = int(fine.target_idx[0])
     refs = [int(r) for r in fine.reference_idx[0] if r >= 0]

@@ -1,4 +1,8 @@
-"""`finer-traits db ...`: export, summarise, review and inspect the trait database."""
+"""`finer-traits db ...`: export, summarise, review and inspect the trait database.
+
+The traits.db, export, review and summary modules need SQLAlchemy and pandas: each command imports what it uses
+when it runs, so that these libraries stay out of the CLI's start.
+"""
 
 from __future__ import annotations
 
@@ -54,7 +58,7 @@ def summary(
     out: Annotated[Path | None, typer.Option(help="Also write the full summary as CSV here.")] = None,
 ) -> None:
     """Per species pair: the traits found, how often, agreement with experts and curation state."""
-    from traits.export import _atomic
+    from traits.io import atomic_write, output_file
     from traits.summary import summarise
 
     with _open(db) as tdb:
@@ -80,7 +84,7 @@ def summary(
                           agree, f"{r.accepted}/{r.rejected}/{r.pending}")
         console.print(table)
     if out is not None:
-        _atomic(out, lambda p: frame.to_csv(p, index=False))
+        atomic_write(output_file(out), lambda p: frame.to_csv(p, index=False))
         console.print(f"Full summary written to {out}.")
 
 

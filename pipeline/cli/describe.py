@@ -1,7 +1,12 @@
-"""`finer-traits describe`: how the species in a photo differs from a similar one, in traits and words."""
+"""`finer-traits describe`: how the species in one or more photos differs from a similar one, in traits and words.
+
+Several photos (or folders of photos) in one call share one loaded model, scorer and reference scores, so each
+photo after the first costs only its own analysis.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -9,46 +14,79 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+import pipeline
 from pipeline.cli import app
+from traits.errors import BadImageError, MissingValueError, PathError
 
 console = Console()
+err_console = Console(stderr=True)
 
 
 @app.command("describe")
 def describe(
-    image: Annotated[Path, typer.Argument(help="The photo to describe (JPEG, PNG, TIFF, ...).")],
+    images: Annotated[list[Path], typer.Argument(help="The photos to describe (JPEG, PNG, TIFF, ...), or folders of "
+                                                      "photos; the model is loaded once for all of them.")],
     contrast: Annotated[str, typer.Option("--contrast", "-c", help="The similar species to compare with "
                                                                     "(scientific or common name).")],
     model: Annotated[Path | None, typer.Option("--model", "-m", envvar="FINER_TRAITS_MODEL",
                                                   help="Model folder from `finer-traits train` "
                                                        "(default: $FINER_TRAITS_MODEL).")] = None,
-    target: Annotated[str | None, typer.Option("--target", "-t", help="What the photo shows, when you know it "
+    target: Annotated[str | None, typer.Option("--target", "-t", help="What the photos show, when you know it "
                                                                           "(default: the classifier's guess).")] = None,
     scorer: Annotated[str, typer.Option(help="'color' (offline, no weights), 'openclip:<hub id or folder>' or "
                                              "'hf:<folder>'.")] = "color",
     expert: Annotated[str | None, typer.Option(help="Expert traits: a traits CSV, a CUB attribute folder or a CSV "
                                                        "of field-guide descriptions.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="How many traits to report.")] = 5,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of text.")] = False,
-    report: Annotated[Path | None, typer.Option(help="Write a one-file HTML report here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of text (several photos: "
+                                                          "a list, each with its 'image').")] = False,
+    report: Annotated[Path | None, typer.Option(help="Write a one-file HTML report here (several photos: a folder, "
+                                                     "one PHOTO_NAME.html each).")] = None,
     device: Annotated[str, typer.Option(help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")] = "auto",
 ) -> None:
-    """Describe the traits that tell the photo's species apart from --contrast, checked against expert lists."""
-    from pipeline.describe import MODEL_ENV, Pipeline
-    from pipeline.errors import ConfigError
-
+    """Describe the traits that tell the photos' species apart from --contrast, checked against expert lists."""
     if model is None:
-        raise ConfigError("No model folder was given.",
-                          f"Pass --model MODEL_DIR (from `finer-traits train DATA --out MODEL_DIR`) or set {MODEL_ENV}.")
-    pipe = Pipeline.load(model, scorer=scorer, expert=expert, device=device, progress=not json_out)
-    result = pipe.describe(image, contrast, target_species=target, top_k=top_k)
-    if report is not None:
-        from pipeline.report import write_report
-
-        write_report(result, report)
+        raise MissingValueError("No model folder was given.",
+                                f"Pass --model MODEL_DIR (from `finer-traits train DATA --out MODEL_DIR`) or set "
+                                f"{pipeline.MODEL_ENV}.")
+    photos = pipeline.image_files(images)
+    several = len(photos) > 1
+    if several and report is not None and (report.suffix.lower() in (".html", ".htm") or report.is_file()):
+        raise PathError(f"--report {report} names one file, but {len(photos)} photos are described.",
+                        "Pass a folder for --report: each photo gets its own PHOTO_NAME.html there.")
+    if not several and report is not None and report.is_dir():
+        raise PathError(f"--report {report} is a folder.", "Pass a file name such as report.html.")
+    pipe = pipeline.Pipeline.load(model, scorer=scorer, expert=expert, device=device, progress=not json_out)
+    results, failed = [], 0
+    for photo in photos:
+        try:
+            result = pipe.describe(photo, contrast, target_species=target, top_k=top_k)
+        except BadImageError as exc:
+            if not several:
+                raise
+            failed += 1  # one unreadable photo among many: say so and go on with the rest
+            err_console.print(f"[bold red]error[/] {photo}: {exc}", highlight=False)
+            continue
+        path = None
+        if report is not None:
+            path = report / f"{photo.stem}.html" if several else report
+            if several:
+                report.mkdir(parents=True, exist_ok=True)
+            pipeline.write_report(result, path)
+        if json_out:
+            results.append({"image": str(photo), **result.to_dict()} if several else result.to_dict())
+        else:
+            _print_result(result, photo if several else None, path)
     if json_out:
-        typer.echo(result.to_json())
-        return
+        typer.echo(json.dumps(results if several else results[0], indent=2, default=str))
+    if failed:
+        raise typer.Exit(2)
+
+
+def _print_result(result: pipeline.DescribeResult, photo: Path | None, report: Path | None) -> None:
+    """The paragraph, the trait table and the notes of one result (headed by the photo's name when given)."""
+    if photo is not None:
+        console.rule(str(photo))
     console.print(result.text, highlight=False)
     table = Table(title=f"{result.target_species} vs {result.contrast_species}")
     for col in ("rank", "trait", "direction", "confidence", "effect", "region", "expert"):

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+import pipeline
 from pipeline.cli import app
 
 console = Console()
@@ -38,11 +39,10 @@ def train(
     device: Annotated[str, typer.Option(help="'auto' (GPU when present), 'cpu', 'cuda', 'cuda:N' or 'mps'.")] = "auto",
 ) -> None:
     """Train a classifier: frozen backbone features (cached, resumable) + a linear head; prints test accuracy."""
-    from pipeline.train import train_classifier
-
-    report = train_classifier(data, out, manifest=manifest, backbone=backbone, epochs=epochs, device=device,
-                              image_size=image_size, seed=seed, batch_size=batch_size, weights=weights, workers=workers,
-                              head=head, taps=[t.strip() for t in layers.split(",") if t.strip()] if layers else None)
+    report = pipeline.train_classifier(data, out, manifest=manifest, backbone=backbone, epochs=epochs, device=device,
+                                       image_size=image_size, seed=seed, batch_size=batch_size, weights=weights,
+                                       workers=workers, head=head,
+                                       taps=[t.strip() for t in layers.split(",") if t.strip()] if layers else None)
     table = Table(title="Test split, per species")
     for col in ("species", "n_test", "accuracy", "most_confused_with"):
         table.add_column(col)

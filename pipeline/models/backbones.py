@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
-from pipeline.errors import CheckpointError, ConfigError, ModelUnavailableError
 from pipeline.models import efficientnet_lite0
 from pipeline.models.preprocess import Preprocess
+from traits.errors import CheckpointError, ModelUnavailableError, UnknownChoiceError
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 # Friendly names -> (timm architecture, default weights source).
@@ -40,7 +41,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
     weights: 'default' (packaged weights for efficientnet_lite0, else the hub), 'hub', 'random' / None,
     or a local file (.safetensors, .pth, .pt, .bin).
     """
-    import timm
+    import timm  # heavy (about 1 s): only when a backbone is built, never at CLI start
 
     arch, default_weights = ALIASES.get(name, (name, "hub"))
     if weights == "default":
@@ -52,7 +53,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
         kwargs["img_size"] = image_size
     if not timm.is_model(arch):
         close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
-        raise ConfigError(f"Unknown backbone {name!r}.",
+        raise UnknownChoiceError(f"Unknown backbone {name!r}.",
                           f"Use a timm model name, e.g. {', '.join(close) or 'efficientnet_lite0, resnet50, vit_base_patch16_224'}.")
     model = _create_from_hub(arch, kwargs) if weights == "hub" else timm.create_model(arch, pretrained=False, **kwargs)
     if weights == efficientnet_lite0.WEIGHTS_ID:
@@ -67,7 +68,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
 
 
 def _create_from_hub(arch: str, kwargs: dict) -> nn.Module:
-    import timm
+    import timm  # heavy (about 1 s): only when a backbone is built, never at CLI start
 
     try:
         return timm.create_model(arch, pretrained=True, **kwargs)
@@ -86,11 +87,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelUnavailableError(f"Weights file {path} does not exist.", "Check the path passed as weights.")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # foreign or damaged files fail inside zip, pickle or torch with many error types
         raise CheckpointError(f"Could not read weights from {path} ({type(exc).__name__}: {str(exc)[:200]}).",
                               "Pass a .safetensors file or a plain PyTorch state dict (pickled code is refused).") from exc
     for key in ("state_dict", "model", "model_state_dict"):

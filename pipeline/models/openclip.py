@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError, ModelUnavailableError
 from pipeline.models.preprocess import Preprocess
+from traits.errors import ConfigError, MissingValueError, ModelUnavailableError, PathError, UnknownChoiceError
 
 BIOCLIP = "hf-hub:imageomics/bioclip"
 
@@ -41,11 +41,11 @@ def _offline_fix(spec: str) -> str:
 
 def load_open_clip(spec: str, device: torch.device | str = "cpu") -> OpenClipBundle:
     """Create an open_clip model, tokenizer and preprocessing from a spec (see module docstring)."""
-    import open_clip
+    import open_clip  # heavy: only when a CLIP model is used
 
     spec = str(spec).strip()
     if not spec:
-        raise ConfigError("Empty open_clip model spec.", f"Pass a hub id such as {BIOCLIP} or a local folder.")
+        raise MissingValueError("Empty open_clip model spec.", f"Pass a hub id such as {BIOCLIP} or a local folder.")
     try:
         if spec.startswith("random:"):
             arch = spec.removeprefix("random:")
@@ -69,16 +69,16 @@ def load_open_clip(spec: str, device: torch.device | str = "cpu") -> OpenClipBun
             model = open_clip.create_model(arch, pretrained=tag, device=device)
             tokenizer = open_clip.get_tokenizer(arch)
         elif Path(spec).exists():
-            raise ConfigError(f"{spec} is a file; open_clip needs to know its architecture.",
+            raise PathError(f"{spec} is a file; open_clip needs to know its architecture.",
                               f"Pass ARCH@{spec} (e.g. ViT-B-16@{spec}) or a folder with open_clip_config.json.")
         else:
-            raise ConfigError(f"Cannot resolve open_clip model {spec!r}.",
+            raise PathError(f"Cannot resolve open_clip model {spec!r}.",
                               f"Pass a hub id ({BIOCLIP}), a local folder, ARCH@CHECKPOINT or random:ARCH.")
     except (ConfigError, ModelUnavailableError):
         raise
     except RuntimeError as exc:
         if "Model config for" in str(exc) or "not found" in str(exc).lower():
-            raise ConfigError(f"Unknown open_clip architecture in {spec!r} ({exc}).",
+            raise UnknownChoiceError(f"Unknown open_clip architecture in {spec!r} ({exc}).",
                               "See open_clip.list_models() for the names.") from exc
         raise ModelUnavailableError(f"Could not load open_clip model {spec!r}: {str(exc)[:300]}", _offline_fix(spec)) from exc
     except Exception as exc:  # hub/network errors come in many types

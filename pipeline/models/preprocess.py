@@ -54,7 +54,7 @@ class Preprocess:
     @classmethod
     def from_timm(cls, model: torch.nn.Module, size: int | tuple[int, int] | None = None) -> Preprocess:
         """Read input size, mean, std and interpolation from a timm model's pretrained_cfg."""
-        import timm.data
+        import timm.data  # heavy: only for timm models, never at CLI start
 
         cfg = timm.data.resolve_data_config({}, model=model)
         _, h, w = cfg["input_size"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+
+from traits.errors import UnknownChoiceError
 
 # Background for RGBA crops (alpha = organism mask) when a model needs plain RGB: mid grey is neutral for CLIP.
 NEUTRAL_GREY = (124, 116, 104)
@@ -47,6 +49,14 @@ class Scorer(ABC):
         """True when this scorer can judge this attribute of this part (by default: whenever it judges the part)."""
         return self.supports_part(part)
 
+    @classmethod
+    def from_spec(cls, arg: str, device: str | torch.device = "auto") -> Scorer:
+        """The scorer for the part of a spec after 'NAME:' (create_scorer calls this); by default it takes none."""
+        if arg:
+            raise UnknownChoiceError(f"The {cls.name!r} scorer takes no argument (got {cls.name}:{arg}).",
+                                     f"Use --scorer {cls.name}.")
+        return cls()
+
     @abstractmethod
     def score(self, crops: Sequence[Image.Image], phrases: Sequence[str]) -> torch.Tensor:
         """Float tensor [n_crops, n_phrases]; unsupported phrases score NaN."""
@@ -80,3 +90,26 @@ def crop_arrays(crop: Image.Image, max_side: int = 96) -> tuple[np.ndarray, np.n
     rgb = arr[..., :3].astype(np.float32) / 255.0
     fg = arr[..., 3] > 127 if arr.shape[-1] == 4 else np.ones(arr.shape[:2], dtype=bool)
     return rgb, fg
+
+
+# name (and alias) -> scorer class; filled by @register_scorer when the scorer modules are imported.
+SCORERS: dict[str, type[Scorer]] = {}
+
+
+def register_scorer(*aliases: str) -> Callable[[type[Scorer]], type[Scorer]]:
+    """Class decorator: create_scorer('NAME[:ARG]') builds this scorer (NAME = its `name` or one of the aliases)."""
+
+    def register(cls: type[Scorer]) -> type[Scorer]:
+        for key in (cls.name, *aliases):
+            key = key.lower()
+            if key in SCORERS and SCORERS[key] is not cls:
+                raise ValueError(f"scorer name {key!r} is taken by {SCORERS[key].__name__}")
+            SCORERS[key] = cls
+        return cls
+
+    return register
+
+
+def list_scorers() -> list[str]:
+    """The registered scorer names (without aliases), sorted."""
+    return sorted({cls.name for cls in SCORERS.values()})

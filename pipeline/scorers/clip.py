@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.scorers.base import Scorer, flatten_rgba
+from prompts.templates import trait_prompts
 
 # describe() cuts one square crop per layout piece (left / right wing) at each of these paddings (share of the
 # piece's box added around it) and averages the scores: one framing decides where in the crop a small structure
@@ -53,8 +54,6 @@ class ClipScorer(Scorer):
     @torch.no_grad()
     def text_embeddings(self, phrases: Sequence[str]) -> torch.Tensor:
         """L2-normalised mean embedding over the templates, [n_phrases, D]; computed once per phrase."""
-        from prompts.templates import trait_prompts
-
         # Per instance, created on first use: subclasses load their models in their own __init__.
         cache: dict[str, torch.Tensor] = self.__dict__.setdefault("_text_cache", {})
         missing = [p for p in dict.fromkeys(phrases) if p not in cache]

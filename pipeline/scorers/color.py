@@ -16,33 +16,14 @@ import numpy as np
 import torch
 from PIL import Image
 from scipy import ndimage
+from skimage.color import deltaE_ciede2000, rgb2lab
 
-from pipeline.scorers.base import Scorer, crop_arrays
+from pipeline.scorers.base import Scorer, crop_arrays, register_scorer
+from traits.vocab import load_vocab
 
-# sRGB anchors per base colour: several shades each, because one anchor per name misclassifies dark or pale shades.
-# Used when the traits/ vocabulary offers no palette with Lab values.
-FALLBACK_ANCHORS: dict[str, list[tuple[int, int, int]]] = {
-    "black": [(0, 0, 0), (35, 30, 30), (45, 40, 50)],
-    "white": [(255, 255, 255), (235, 235, 225), (225, 230, 240)],
-    "grey": [(128, 128, 128), (175, 175, 175), (90, 90, 90)],
-    "brown": [(120, 70, 30), (90, 60, 40), (150, 110, 70), (160, 120, 90), (70, 45, 30)],
-    "red": [(200, 30, 30), (160, 20, 30), (230, 60, 50), (130, 20, 25)],
-    "orange": [(240, 140, 30), (230, 110, 40), (250, 170, 80), (215, 120, 60)],
-    "yellow": [(240, 220, 40), (250, 240, 120), (220, 190, 60)],
-    "green": [(40, 160, 60), (120, 160, 60), (30, 100, 50), (110, 140, 90)],
-    "blue": [(40, 80, 200), (90, 140, 220), (30, 50, 120), (100, 170, 200)],
-    "purple": [(120, 50, 160), (90, 40, 110), (170, 120, 200)],
-    "pink": [(240, 150, 180), (220, 110, 150), (250, 200, 210)],
-}
-BASE_COLOURS = tuple(FALLBACK_ANCHORS)
-# Colour words of field guides folded onto base colours (the traits/ vocabulary, when present, adds more).
-FALLBACK_SYNONYMS = {
-    "gray": "grey", "vermilion": "red", "crimson": "red", "scarlet": "red", "maroon": "brown", "tawny": "brown",
-    "tan": "brown", "chestnut": "brown", "rufous": "brown", "salmon": "orange", "copper": "orange",
-    "lemon": "yellow", "cream": "white", "ivory": "white", "milk": "white", "olive": "green", "lilac": "purple",
-    "violet": "purple", "rose": "pink", "charcoal": "black", "jet": "black", "dark": None, "ash": "grey",
-    "buff": "brown", "golden": "yellow", "gold": "yellow", "mustard": "yellow", "silver": "grey", "sooty": "black",
-}
+# The palette (base colours, their sRGB anchors and the colour words folded onto them) is the vocabulary's
+# traits/vocab/colours.json: one palette for phrases, scores and expert lists.
+BASE_COLOURS = load_vocab().base_colours
 PATTERN_WORDS = {
     "spot": "spots", "spots": "spots", "spotted": "spots", "dot": "spots", "dots": "spots", "dotted": "spots",
     "eyespot": "spots", "eyespots": "spots", "speckled": "spots", "blotch": "spots", "blotches": "spots",
@@ -53,20 +34,10 @@ PATTERN_WORDS = {
 
 @lru_cache(maxsize=1)
 def colour_vocabulary() -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """(base colour -> Lab anchors [k, 3], colour word -> base colour), from traits/ when it has a palette."""
-    from skimage.color import rgb2lab
-
-    anchors = {name: [tuple(c) for c in cols] for name, cols in FALLBACK_ANCHORS.items()}
-    synonyms = {k: v for k, v in FALLBACK_SYNONYMS.items() if v}
-    try:  # the traits/ vocabulary is the single source of colour names when it is installed
-        from traits.vocab import load_vocab
-
-        for word, base in load_vocab().colour_words.items():
-            if base in anchors:
-                synonyms[str(word).lower()] = base
-    except Exception:  # noqa: BLE001 - the fallback palette above is complete on its own
-        pass
-    lab = {name: rgb2lab(np.array([cols], dtype=np.float64) / 255.0)[0] for name, cols in anchors.items()}
+    """(base colour -> Lab anchors [k, 3], colour word -> base colour), from the traits/ colour vocabulary."""
+    vocab = load_vocab()
+    synonyms = {word: base for word, base in vocab.colour_words.items() if base in vocab.colour_anchors}
+    lab = {name: rgb2lab(np.array([cols], dtype=np.float64) / 255.0)[0] for name, cols in vocab.colour_anchors.items()}
     return lab, synonyms
 
 
@@ -117,8 +88,6 @@ def classify_colours(rgb: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=1)
 def _colour_lut() -> np.ndarray:
     """Nearest base colour (CIEDE2000 to the closest anchor) of each RGB bin centre."""
-    from skimage.color import deltaE_ciede2000, rgb2lab
-
     n = 2**LUT_BITS
     centres = (np.arange(n) + 0.5) / n
     grid = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), axis=-1).reshape(-1, 1, 3)
@@ -167,6 +136,7 @@ def _pattern_share(member: np.ndarray, fg: np.ndarray, pattern: str) -> float:
     return covered / n_fg
 
 
+@register_scorer("colour")
 class ColorScorer(Scorer):
     """Offline scorer for colour and pattern phrases: shares of named CIELAB colours and of spot/band blobs."""
 

@@ -9,8 +9,10 @@ import torch
 from PIL import Image
 
 from pipeline.device import resolve_device
-from pipeline.errors import ModelUnavailableError
+from pipeline.scorers.base import register_scorer
 from pipeline.scorers.clip import ClipScorer
+from prompts.templates import TRAIT_TEMPLATES
+from traits.errors import MissingValueError, ModelUnavailableError
 
 
 def _features(out: object) -> torch.Tensor:
@@ -24,6 +26,7 @@ def _features(out: object) -> torch.Tensor:
     return out[0]  # type: ignore[index]
 
 
+@register_scorer("transformers")
 class TransformersClipScorer(ClipScorer):
     """Scores phrases with a transformers CLIP-family model from a local folder or a cached hub id."""
 
@@ -31,9 +34,7 @@ class TransformersClipScorer(ClipScorer):
 
     def __init__(self, model: str, device: str | torch.device = "auto", templates: Sequence[str] | None = None,
                  batch_size: int = 32) -> None:
-        from transformers import AutoModel, AutoProcessor
-
-        from prompts.templates import TRAIT_TEMPLATES
+        from transformers import AutoModel, AutoProcessor  # heavy (seconds): only for the 'hf' scorer
 
         self.model_id = str(model)
         self.device = resolve_device(device)
@@ -57,6 +58,14 @@ class TransformersClipScorer(ClipScorer):
         scale = getattr(self.model, "logit_scale", None)
         if isinstance(scale, torch.Tensor):
             self.logit_scale = float(scale.detach().exp())
+
+    @classmethod
+    def from_spec(cls, arg: str, device: str | torch.device = "auto") -> TransformersClipScorer:
+        """'hf:<folder or cached hub id>': the model is required."""
+        if not arg:
+            raise MissingValueError("The 'hf' scorer needs a model: 'hf:<folder or hub id>'.",
+                                    "Pass e.g. --scorer hf:/path/to/clip-folder.")
+        return cls(arg, device=device)
 
     @property
     def spec(self) -> str:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from PIL import Image
 
 from pipeline.device import resolve_device
 from pipeline.models.openclip import BIOCLIP, load_open_clip
+from pipeline.scorers.base import register_scorer
 from pipeline.scorers.clip import ClipScorer
+from prompts.templates import TRAIT_TEMPLATES
+from traits.errors import PathError
 
 # A model trained on a closed trait vocabulary (e.g. evaluation.synthetic.train_tiny_clip) lists in this file of
 # its folder the parts its captions named, optionally which attributes of each ("traits": [[part, attribute], ...]),
@@ -22,9 +27,6 @@ def trained_vocabulary(model_id: str) -> dict | None:
     """What a local open_clip folder declares in TRAINED_VOCABULARY ({"parts": [...], "traits": [[part, attribute],
     ...] or None, "templates": [...]}), or None when it declares nothing (hub models: every part and attribute, the
     default prompt templates)."""
-    import json
-    from pathlib import Path
-
     path = Path(model_id) / TRAINED_VOCABULARY
     if not path.is_file():
         return None
@@ -36,14 +38,13 @@ def trained_vocabulary(model_id: str) -> dict | None:
         if any("{phrase}" not in t for t in templates):
             raise ValueError("every template must contain {phrase}")
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        from pipeline.errors import ConfigError
-
-        raise ConfigError(f"{path} is not a readable trained-vocabulary file ({exc}).",
-                          'It must be JSON like {"parts": ["forewing band", ...], "templates": ["{phrase}"]}; '
-                          "fix or delete it.") from exc
+        raise PathError(f"{path} is not a readable trained-vocabulary file ({exc}).",
+                        'It must be JSON like {"parts": ["forewing band", ...], "templates": ["{phrase}"]}; '
+                        "fix or delete it.") from exc
     return {"parts": frozenset(parts), "traits": traits, "templates": templates}
 
 
+@register_scorer("open_clip", "clip", "bioclip")
 class OpenClipScorer(ClipScorer):
     """Scores phrases with an open_clip model (default BioCLIP); text embeddings are cached per phrase."""
 
@@ -51,8 +52,6 @@ class OpenClipScorer(ClipScorer):
 
     def __init__(self, model: str = BIOCLIP, device: str | torch.device = "auto", templates: Sequence[str] | None = None,
                  batch_size: int = 32) -> None:
-        from prompts.templates import TRAIT_TEMPLATES
-
         self.model_id = str(model)
         self.device = resolve_device(device)
         self.bundle = load_open_clip(self.model_id, device=self.device)
@@ -65,6 +64,11 @@ class OpenClipScorer(ClipScorer):
             self.logit_scale = float(scale.detach().exp())
         self.trained_parts = None if vocab is None else vocab["parts"]
         self.trained_traits = None if vocab is None else vocab["traits"]
+
+    @classmethod
+    def from_spec(cls, arg: str, device: str | torch.device = "auto") -> OpenClipScorer:
+        """'openclip:<hub id, folder, ARCH@CHECKPOINT or random:ARCH>'; a bare 'openclip' means BioCLIP."""
+        return cls(arg or BIOCLIP, device=device)
 
     def supports_part(self, part: str) -> bool:
         """Every part, unless the model folder declares the parts it was trained on (TRAINED_VOCABULARY): a phrase

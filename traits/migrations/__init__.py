@@ -17,6 +17,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
+from traits.errors import DatabaseError
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -41,8 +43,6 @@ def current_revision(conn: Connection) -> str | None:
 
 def upgrade(engine: Engine) -> str:
     """Bring the database to the newest schema (a no-op when it is there already); returns the revision."""
-    from traits.db import DatabaseError
-
     script = ScriptDirectory.from_config(alembic_config())
     head = script.get_current_head()
     with engine.connect() as conn:

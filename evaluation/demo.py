@@ -1,4 +1,4 @@
-"""`python -m pipeline.demo` (what `make demo` runs): the main job end to end, offline.
+"""`python -m evaluation.demo` (what `make demo` runs): the main job end to end, offline.
 
 1. generates the synthetic butterfly-like species (sibling pairs that differ in known traits),
 2. trains the default classifier (EfficientNet-Lite0 features + a linear head) on them,
@@ -20,6 +20,12 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
+from evaluation.synthetic import make_species
+from pipeline.describe import Pipeline
+from pipeline.paths import leeds_root
+from pipeline.report import write_report
+from pipeline.train import train_classifier
+
 console = Console()
 LEEDS_MODEL_ENV = "FINER_TRAITS_LEEDS_MODEL"  # reuse a trained Leeds model folder instead of training one
 
@@ -29,8 +35,6 @@ def _step(text: str) -> None:
 
 
 def _train(data: Path, out: Path, manifest: Path | None = None, image_size: int | None = None) -> Path:
-    from pipeline.train import train_classifier
-
     if (out / "card.json").is_file() and (out / "head.safetensors").is_file():
         console.print(f"   reusing the trained model in {out}")
         return out
@@ -42,8 +46,6 @@ def _train(data: Path, out: Path, manifest: Path | None = None, image_size: int 
 
 
 def _show(result, report: Path) -> None:
-    from pipeline.report import write_report
-
     console.print()
     console.print(f"[bold]{result.text}[/]", highlight=False)
     for t in result.traits:
@@ -61,9 +63,6 @@ def _show(result, report: Path) -> None:
 
 def synthetic_demo(out: Path, n_per_species: int = 30, image_size: int = 128) -> None:
     """Steps 1-3 on the synthetic species."""
-    from evaluation.synthetic import make_species
-    from pipeline.describe import Pipeline
-
     _step(f"1. Generating the synthetic species ({n_per_species} photos each) in {out / 'synthetic-species'}")
     data = make_species(out / "synthetic-species", n_per_species=n_per_species, image_size=image_size, seed=0)
     pairs = pd.read_csv(data / "pairs.csv")
@@ -86,8 +85,6 @@ def synthetic_demo(out: Path, n_per_species: int = 30, image_size: int = 128) ->
 
 def leeds_demo(out: Path, leeds: Path) -> None:
     """Step 4 on the Leeds butterflies: a Vanessa atalanta photo against Vanessa cardui."""
-    from pipeline.describe import Pipeline
-
     _step(f"4. Leeds butterflies found in {leeds}: training on them (or reusing the model), then describing a "
           "Vanessa atalanta photo against Vanessa cardui")
     existing = os.environ.get(LEEDS_MODEL_ENV)
@@ -106,9 +103,7 @@ def leeds_demo(out: Path, leeds: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the demo; --out picks the output folder, --skip-leeds skips step 4."""
-    from pipeline.paths import leeds_root
-
-    ap = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m evaluation.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("demo-output"))
     ap.add_argument("--skip-leeds", action="store_true")
     ap.add_argument("--n-per-species", type=int, default=30)
@@ -125,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from pipeline.errors import FinerTraitsError
+    from traits.errors import FinerTraitsError
 
     try:
         main()

@@ -1,0 +1,65 @@
+"""Writing files so that readers never see half of one: the one atomic-write helper every layer uses.
+
+A file is written to a temporary name in its own folder and renamed over the target when complete, so a crash,
+Ctrl-C or full disk leaves the old file (or none), never a truncated one. One permission policy: the file gets
+the permissions of a plain `open(path, "w")` (0666 less the umask), whatever the writer, because model folders,
+reports, exports and caches are all meant to be shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from traits.errors import PathError
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call write(tmp) on a temporary file beside path, then rename it to path; returns path.
+
+    The temporary name ends in path's suffix, so writers that pick a format by suffix (PIL, pandas) work. On any
+    error the temporary file is removed and the old path is left untouched. The folder must exist.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C included: never leave the temporary file behind, then re-raise
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, indent: int | None = 2) -> Path:
+    """Write JSON atomically (values JSON cannot hold are written as their str())."""
+    return write_text_atomic(path, json.dumps(data, indent=indent, default=str))
+
+
+def output_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """path as a file to write: refused (ConfigError) when it is a folder or its folder does not exist."""
+    path = Path(path)
+    if path.is_dir():
+        raise PathError(f"{path} is a folder.", f"Pass a file name for {option}, e.g. traits.csv.")
+    if not path.parent.exists():
+        raise PathError(f"The folder {path.parent} for {path.name} does not exist.",
+                          f"Create it, or pass another {option}.")
+    return path
