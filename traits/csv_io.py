@@ -10,7 +10,7 @@ from pathlib import Path
 from traits.errors import TraitsError
 from traits.io import atomic_write
 from traits.model import ATTRIBUTES, SIDES, SOURCES, Trait, TraitList
-from traits.vocab import GROUPS, load_vocab, normalise_colour
+from traits.vocab import group_names, load_vocab, normalise_colour
 
 REQUIRED = ("taxon", "part", "attribute", "value", "text", "source")
 OPTIONAL = ("side", "sex", "life_stage")
@@ -20,7 +20,7 @@ MAX_ERRORS_SHOWN = 10
 def _part(words: str) -> str:
     # Normalise with the first group that knows the words ('FW tip' -> 'forewing tip'); keep unknown parts.
     vocab = load_vocab()
-    for group in GROUPS:
+    for group in group_names():
         part = vocab.part_vocab(group).normalise(words)
         if part:
             return part

@@ -10,7 +10,8 @@ import numpy as np
 
 from traits.errors import TraitsError
 from traits.model import Trait, TraitDifference, TraitList
-from traits.vocab import load_vocab, normalise_colour
+from traits.names import normalise_name
+from traits.vocab import Vocab, load_vocab, normalise_colour
 
 # CUB group names (the part of `has_<group>::`) -> (part, attribute).
 GROUPS: dict[str, tuple[str, str]] = {
@@ -40,12 +41,12 @@ class CubAttribute:
     label: str  # readable trait, e.g. 'blue wings'
 
 
-def _value(raw: str, attribute: str) -> str:
+def _value(raw: str, attribute: str, vocab: Vocab | None = None) -> str:
     raw = raw.strip()
     if attribute == "colour":
         if raw in {"multi-colored"}:
             return "multicoloured"
-        return normalise_colour(raw) or raw
+        return normalise_colour(raw, vocab) or raw
     words = load_vocab().words
     simple = raw.replace("_", " ")
     if attribute == "shape":
@@ -94,12 +95,12 @@ def render_cub_attribute(name: str) -> str:
     return f"{words} {shown}"
 
 
-def parse_cub_attribute(attr_id: int, name: str) -> CubAttribute:
-    """One line of attributes.txt -> CubAttribute with a Trait."""
+def parse_cub_attribute(attr_id: int, name: str, vocab: Vocab | None = None) -> CubAttribute:
+    """One line of attributes.txt -> CubAttribute with a Trait (colours in `vocab`'s palette, default the shared)."""
     group, raw = name[4:].split("::", 1)
     part, attribute = GROUPS[group]
     label = render_cub_attribute(name)
-    trait = Trait(part, attribute, _value(raw, attribute), raw, text=label)
+    trait = Trait(part, attribute, _value(raw, attribute, vocab), raw, text=label)
     return CubAttribute(attr_id, name, trait, label)
 
 
@@ -113,7 +114,7 @@ class CubAttributes:
         self.root = root
         self._index = {c: i for i, c in enumerate(classes)}
         for i, c in enumerate(classes):
-            self._index.setdefault(_plain(c), i)
+            self._index.setdefault(normalise_name(c), i)
 
     def __repr__(self) -> str:
         return f"CubAttributes({len(self.classes)} classes x {len(self.attributes)} attributes from {self.root})"
@@ -124,8 +125,8 @@ class CubAttributes:
             idx = int(name) - 1
             if 0 <= idx < len(self.classes):
                 return idx
-        elif name in self._index or _plain(name) in self._index:
-            return self._index.get(name, self._index.get(_plain(name), -1))
+        elif name in self._index or normalise_name(name) in self._index:
+            return self._index.get(name, self._index.get(normalise_name(name), -1))
         raise TraitsError(f"Unknown CUB class {name!r}.",
                           "Use a name from classes.txt (e.g. '001.Black_footed_Albatross') or a 1-based id.")
 
@@ -156,14 +157,13 @@ class CubAttributes:
         return out
 
 
-def _plain(name: str) -> str:
-    name = name.split(".", 1)[1] if "." in name[:5] else name
-    return name.replace("_", " ").replace("-", " ").lower().strip()
+def load_cub(directory: str | Path, group: str | None = None) -> CubAttributes:
+    """Read attributes.txt, classes.txt and class_attribute_labels_continuous.txt from a CUB attribute folder.
 
-
-def load_cub(directory: str | Path) -> CubAttributes:
-    """Read attributes.txt, classes.txt and class_attribute_labels_continuous.txt from a CUB attribute folder."""
+    group: read the colour values in that taxon group's palette ('bird': CUB's own 15 colour words, so rufous,
+    buff and olive stay themselves); default the shared palette (rufous, buff -> brown; olive -> green)."""
     root = Path(directory)
+    vocab = load_vocab().for_group(group)
     need = ["attributes.txt", "classes.txt", "class_attribute_labels_continuous.txt"]
     missing = [n for n in need if not (root / n).is_file()]
     if missing:
@@ -179,7 +179,7 @@ def load_cub(directory: str | Path) -> CubAttributes:
             raise TraitsError(f"attributes.txt line {n}: expected '<id> <name>', got {line!r}.",
                               "Restore the original CUB attributes.txt.")
         try:
-            attributes.append(parse_cub_attribute(int(parts[0]), parts[1]))
+            attributes.append(parse_cub_attribute(int(parts[0]), parts[1], vocab))
         except (KeyError, ValueError) as exc:
             raise TraitsError(f"attributes.txt line {n}: cannot read attribute {parts[1]!r} ({exc}).",
                               "Restore the original CUB attributes.txt.") from exc

@@ -122,3 +122,9 @@ class TraitsError(DatasetError):
     """A trait list, vocabulary or trait source that cannot be used as given (names the row/column)."""
 
     code = "FT040"
+
+
+class UnknownGroupError(UnknownChoiceError, TraitsError):
+    """A taxon group that has no file in traits/vocab/groups/ (an unknown choice, and a vocabulary problem)."""
+
+    code = "FT007"

@@ -31,7 +31,8 @@ def _descriptions(path: Path, group: str) -> dict[str, TraitList]:
 
 
 def load_expert(source: ExpertSource, group: str = "butterfly", min_percent: float = 50.0) -> dict[str, TraitList]:
-    """Load expert trait lists from any supported source, keyed by taxon (CUB: class name, min_percent cut)."""
+    """Load expert trait lists from any supported source, keyed by taxon (CUB: class name, min_percent cut);
+    colours are read in the taxon group's palette."""
     if isinstance(source, TraitList):
         return {source.taxon: source}
     if isinstance(source, Mapping):
@@ -40,7 +41,7 @@ def load_expert(source: ExpertSource, group: str = "butterfly", min_percent: flo
         path = Path(source)
         if path.is_dir():
             if (path / "attributes.txt").is_file():
-                cub = load_cub(path)
+                cub = load_cub(path, group=group)
                 return {c: cub.trait_list(c, min_percent) for c in cub.classes}
             raise TraitsError(f"{path} is a folder but not a CUB attribute folder (no attributes.txt).",
                               "Give a trait CSV, a descriptions CSV or a CUB attribute folder.")

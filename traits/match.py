@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from traits.model import CheckedTrait, Trait, TraitDifference, TraitList
 from traits.render import trait_phrase
-from traits.vocab import GROUPS, PartVocab, colour_family, load_vocab
+from traits.vocab import PartVocab, colour_family, group_names, load_vocab
 
 TIER_ORDER = {"exact": 0, "coarser": 1, "finer": 1, "embedding": 2}
 ANTONYMS = [("long", "short"), ("large", "small"), ("broad", "narrow"), ("wide", "narrow"), ("present", "absent"),
@@ -65,7 +65,7 @@ def expert_differences(list_a: TraitList | Iterable[Trait], list_b: TraitList | 
 
 def _part_vocabs(group: str | None) -> list[PartVocab]:
     vocab = load_vocab()
-    return [vocab.part_vocab(group)] if group else [vocab.part_vocab(g) for g in GROUPS]
+    return [vocab.part_vocab(group)] if group else [vocab.part_vocab(g) for g in group_names()]
 
 
 def _known_part(part: str, group: str | None) -> bool:

@@ -37,7 +37,6 @@ COPULA = {"is", "are"}
 GROUND_NOUNS = {"background", "ground", "ground-color", "ground-colour", "color", "colour", "colors", "colours",
                 "pattern", "patterns", "shades", "shade", "tone", "tones"}
 STOP_ADJ = {"similar", "resembles", "resemble", "variable", "otherwise"}
-DEFAULT_PART = {"butterfly": "wing", "bird": "body", "generic": "body"}
 
 
 @lru_cache(maxsize=1)
@@ -323,7 +322,7 @@ class _Clause:
 
     def __init__(self, ctx: Context, clause: list[Word], text: str):
         self.ctx, self.pv, self.text = ctx, ctx.parts, text
-        self.default = DEFAULT_PART.get(ctx.group, "body")
+        self.default = ctx.vocab.group(ctx.group).default_part
         sides = {w.value for w in clause if w.tag == "side"}
         if len(sides) == 2:
             self.side = None  # "above and below"
@@ -491,7 +490,7 @@ PIPELINE = ("clean", "tokens", "tag", "clauses", "attach", "dedupe")
 
 def parse_description(text: str, taxon: str = "", group: str = "butterfly") -> TraitList:
     """Parse field-guide prose into a TraitList (source 'field_guide') for `taxon` in a taxon `group`."""
-    vocab = load_vocab()
+    vocab = load_vocab().for_group(group)  # colours read in the group's palette ('rufous' is a bird colour)
     ctx = Context(vocab, vocab.part_vocab(group), group)
     if not isinstance(text, str) or not text.strip():
         return TraitList(taxon, [], "field_guide", "empty description")
