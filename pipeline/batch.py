@@ -41,6 +41,7 @@ from traits.errors import (
     UnknownSpeciesError,
 )
 from traits.version import __version__
+from traits.vocab import taxon_group as taxon_group_of
 
 IMAGE_COLUMNS = ("image", "path", "file")
 SPECIES_COLUMNS = ("species", "scientific_name")
@@ -324,11 +325,11 @@ class _Describer:
 _WORKER: _Describer | None = None
 
 
-def _init_worker(model_dir: str, scorer: str, expert: str | None, top_k: int) -> None:
+def _init_worker(model_dir: str, scorer: str, expert: str | None, top_k: int, group: str | None = None) -> None:
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides what stops
     torch.set_num_threads(1)  # N workers x all cores each would oversubscribe the CPU
-    _WORKER = _Describer(load_pipeline(model_dir, scorer, expert), Path(model_dir), top_k)
+    _WORKER = _Describer(load_pipeline(model_dir, scorer, expert, group), Path(model_dir), top_k)
 
 
 def _work(item: BatchItem, contrasts: list[str] | None) -> tuple[str, Any]:
@@ -343,9 +344,9 @@ def _message(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, FinerTraitsError) else f"{type(exc).__name__}: {exc}"
 
 
-def load_pipeline(model_dir: str | Path, scorer: str, expert: str | None) -> Any:
-    """pipeline.describe.Pipeline.load(model_dir, scorer=..., expert=...)."""
-    return Pipeline.load(model_dir, scorer=scorer, expert=expert)
+def load_pipeline(model_dir: str | Path, scorer: str, expert: str | None, group: str | None = None) -> Any:
+    """pipeline.describe.Pipeline.load(model_dir, scorer=..., expert=..., taxon_group=...)."""
+    return Pipeline.load(model_dir, scorer=scorer, expert=expert, taxon_group=group)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -354,8 +355,11 @@ def load_pipeline(model_dir: str | Path, scorer: str, expert: str | None) -> Any
 def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pairs: str | Path | None = None,
               workers: int = 1, scorer: str = "color", expert: str | None = None, top_k: int = 5,
               progress: bool = True, pipeline: Any = None,
-              on_item: Callable[[BatchItem, str], None] | None = None) -> BatchReport:
+              on_item: Callable[[BatchItem, str], None] | None = None,
+              taxon_group: str | None = None) -> BatchReport:
     """Describe every photo of manifest against its contrast species and store the results in db (URL or TraitDB).
+
+    taxon_group: the group whose parts and palette are used (default: the model card's, else butterfly).
 
     pipeline: an already loaded describe Pipeline (tests, notebooks); otherwise loaded from model_dir, once per
     worker when workers > 1. on_item(item, outcome) is called after each photo ('ok' or 'error').
@@ -373,6 +377,8 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
     tdb = db if isinstance(db, TraitDB) else TraitDB(db)
     configuration = {"classifier_sha256": fingerprint, "scorer": scorer, "expert": expert, "top_k": top_k,
                      "contrast": "pairs" if pair_map is not None else "nearest"}
+    if taxon_group is not None:  # only when asked: runs started without the option resume as before
+        configuration["taxon_group"] = taxon_group_of(taxon_group).name
     configuration["tool_version"] = __version__
     run = tdb.start_run(configuration, classifier=str(model_dir), classifier_sha256=fingerprint, scorer=scorer,
                         expert_source=expert, tool_version=__version__)
@@ -399,11 +405,12 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
         bar = tqdm(total=len(todo), desc=f"run {run.id}", unit="photo", disable=not progress, dynamic_ncols=True)
         try:
             if todo and workers == 1:
-                describer = _Describer(pipeline if pipeline is not None else load_pipeline(model_dir, scorer, expert),
+                describer = _Describer(pipeline if pipeline is not None else load_pipeline(model_dir, scorer, expert, taxon_group),
                                        model_dir, top_k)
                 _run_serial(todo, describer, store, fail, bar, on_item)
             elif todo:
-                _run_parallel(todo, workers, model_dir, scorer, expert, top_k, store, fail, bar, on_item)
+                _run_parallel(todo, workers, model_dir, scorer, expert, top_k, store, fail, bar, on_item,
+                              taxon_group)
         finally:
             bar.close()
         report.failed = tdb.errors(run.id)
@@ -476,14 +483,14 @@ def _mark(tdb: Any, run_id: int, status: str) -> None:
 
 
 def _run_parallel(todo: list, workers: int, model_dir: Path, scorer: str, expert: str | None, top_k: int,
-                  store: Callable, fail: Callable, bar: Any, on_item: Callable | None) -> int:
+                  store: Callable, fail: Callable, bar: Any, on_item: Callable | None, group: str | None = None) -> int:
     """Describe in worker processes (each with its own Pipeline) while this process writes to the database."""
     n_failed = 0
     queue = list(reversed(todo))
     running: dict[Future, BatchItem] = {}
     # spawn: forked copies of a process holding torch threads or DB connections are unsafe.
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(str(model_dir), scorer, expert, top_k))
+                               initargs=(str(model_dir), scorer, expert, top_k, group))
     try:
         while queue or running:
             while queue and len(running) < 2 * workers:

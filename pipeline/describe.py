@@ -7,7 +7,7 @@ scores (pipeline.scorers) and words (prompts.compose). This module holds the res
 from __future__ import annotations
 
 import dataclasses
-import json
+import difflib
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -39,11 +39,13 @@ from prompts.compose import Clause, compose_paragraph
 from prompts.phrases import candidate_phrases
 from traits.errors import BadValueError, ConflictingOptionsError, MissingValueError, TraitsError
 from traits.expert import load_expert
+from traits.io import dumps_strict
 from traits.match import check
 from traits.model import TraitDifference
 from traits.names import normalise_name
 from traits.version import __version__
 from traits.vocab import PartVocab, load_vocab
+from traits.vocab import taxon_group as find_group
 
 CONFIDENCES = ("strong", "moderate", "weak")
 
@@ -98,7 +100,8 @@ class TraitEvidence:
 
 
 def _r(v: float | None) -> float | None:
-    return None if v is None else round(float(v), 4)
+    """Rounded for JSON; None for missing and non-finite values (strict JSON has no NaN)."""
+    return None if v is None or not np.isfinite(float(v)) else round(float(v), 4)
 
 
 @dataclass
@@ -135,8 +138,8 @@ class DescribeResult:
         return out
 
     def to_json(self, include_maps: bool = False, indent: int | None = 2) -> str:
-        """The to_dict() as a JSON string."""
-        return json.dumps(self.to_dict(include_maps=include_maps), indent=indent, default=str)
+        """The to_dict() as a strict JSON string (NaN and infinities are null)."""
+        return dumps_strict(self.to_dict(include_maps=include_maps), indent=indent)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -174,10 +177,8 @@ class PartRelations:
         return b in self.parts.ancestors(a)
 
 
-def _expert_lists(expert: Any, names: Sequence[str]) -> list[Any | None]:
-    """The expert TraitList of each named species (None where the source has none)."""
-    if expert is None:
-        return [None] * len(names)
+def _expert_by_name(expert: Any) -> dict[str, Any]:
+    """The expert TraitLists of a source keyed by normalised taxon name ('014.Indigo_Bunting' -> 'indigo bunting')."""
     lists: list[Any] = []
     if isinstance(expert, Mapping):
         lists = list(expert.values())
@@ -190,7 +191,38 @@ def _expert_lists(expert: Any, names: Sequence[str]) -> list[Any | None]:
     by_name = {normalise_name(getattr(tl, "taxon", "")): tl for tl in lists}
     if isinstance(expert, Mapping):
         by_name.update({normalise_name(k): v for k, v in expert.items()})
+    return by_name
+
+
+def _expert_lists(expert: Any, names: Sequence[str]) -> list[Any | None]:
+    """The expert TraitList of each named species (None where the source has none)."""
+    if expert is None:
+        return [None] * len(names)
+    by_name = _expert_by_name(expert)
     return [by_name.get(normalise_name(n)) for n in names]
+
+
+def expert_coverage_warnings(expert: Any, names: Sequence[str]) -> list[str]:
+    """Warnings for species the expert source has no list for (none without a source): without a list nothing
+    about that species can be confirmed or contradicted, which a user would otherwise not notice."""
+    if expert is None:
+        return []
+    by_name = _expert_by_name(expert)
+    missing = [n for n in names if normalise_name(n) not in by_name]
+    if not missing:
+        return []
+    hints = []
+    for n in missing:
+        close = difflib.get_close_matches(normalise_name(n), list(by_name), n=2, cutoff=0.6)
+        if close:
+            hints.append(f"for {n} it has {' or '.join(repr(c) for c in close)}")
+    hint = f" Closest names in the source: {'; '.join(hints)}." if hints else ""
+    rule = "names are compared ignoring case, underscores, dashes and 'NNN.' class-number prefixes"
+    if len(missing) == len(names):
+        return [f"The expert lists ({len(by_name)} taxa) match neither {' nor '.join(names)} ({rule}), so no trait "
+                f"could be checked against them.{hint}"]
+    return [f"The expert lists have no entry for {n} ({rule}); traits are checked against the other species' "
+            f"list only.{hint}" for n in missing]
 
 
 def load_expert_source(expert: Any, group: str = "butterfly") -> Any:
@@ -218,9 +250,10 @@ class Pipeline:
                  max_references: int = 16, uncertain_below: float = UNCERTAIN_BELOW, n_controls: int = 8,
                  device: str = "auto", progress: bool = False) -> None:
         self.classifier = classifier
-        self.scorer = create_scorer(scorer, device=device)
-        self.expert = load_expert_source(expert, group)
-        self.group = group
+        self.group = find_group(group).name  # an unknown group fails here, naming the known ones
+        # Pixel scorers name colours in the group's palette (birds: CUB's rufous, buff, olive ...).
+        self.scorer = create_scorer(scorer, device=device).for_group(self.group)
+        self.expert = load_expert_source(expert, self.group)
         self.model_dir = Path(model_dir) if model_dir else getattr(classifier, "model_dir", None)
         self.gamma = gamma
         self.n_regions = n_regions
@@ -235,10 +268,15 @@ class Pipeline:
 
     @classmethod
     def load(cls, model_dir: str | Path, scorer: Any = "color", expert: Any = None, device: str = "auto",
-             **kwargs: Any) -> Pipeline:
-        """Load the classifier in MODEL_DIR and build the scorer ('color', 'openclip:<id or path>', 'hf:<id or path>')."""
+             taxon_group: str | None = None, **kwargs: Any) -> Pipeline:
+        """Load the classifier in MODEL_DIR and build the scorer ('color', 'openclip:<id or path>', 'hf:<id or path>').
+
+        taxon_group: the group whose parts, palette and phrases are used; default the model card's `taxon_group`
+        (set by `finer-traits train --taxon-group`), else butterfly (models trained before groups existed)."""
+        if taxon_group is not None:
+            find_group(taxon_group)  # an unknown group fails before the model is loaded
         clf = load_classifier(model_dir, device=device)
-        group = kwargs.pop("group", None) or clf.card.get("taxon_group") or "butterfly"
+        group = taxon_group or kwargs.pop("group", None) or clf.card.get("taxon_group") or "butterfly"
         return cls(clf, scorer=scorer, expert=expert, group=group, model_dir=model_dir, device=device, **kwargs)
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -334,6 +372,7 @@ class Pipeline:
         # 3. Candidate phrases for this pair.
         names = [target, contrast, clf.common_names[t_idx] or "", clf.common_names[c_idx] or ""]
         cands, lists = self._candidates(target, contrast, names)
+        warnings_ += expert_coverage_warnings(self.expert, [target, contrast])
 
         # 4. Scores, made relative: this photo vs the contrast species' references, regions vs the organism.
         profile = image_profile(img, organism, cands, self.scorer, self.group)
@@ -430,17 +469,19 @@ class Pipeline:
                       "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         return DescribeResult(text=text, traits=traits_out, regions=[], maps={}, provenance=provenance,
                               target_species=a, contrast_species=b, target_probability=float("nan"),
-                              uncertain=False, controls=controls)
+                              uncertain=False, controls=controls, warnings=expert_coverage_warnings(self.expert, [a, b]))
 
 
 _DEFAULT: dict[tuple, Pipeline] = {}
 
 
 def describe(image: Any, contrast_species: Any, model: str | Path | Pipeline | None = None,
-             target_species: Any = None, top_k: int = 5, expert: Any = None, scorer: str = "color") -> DescribeResult:
+             target_species: Any = None, top_k: int = 5, expert: Any = None, scorer: str = "color",
+             taxon_group: str | None = None) -> DescribeResult:
     """Describe how the species in `image` differs from `contrast_species`.
 
     model: a model folder (from `finer-traits train`) or a Pipeline; default: the FINER_TRAITS_MODEL setting.
+    taxon_group: 'butterfly', 'bird', ... (`finer-traits groups`); default the model card's group.
     The loaded pipeline is kept for the next call with the same model, scorer and expert source.
     """
     if isinstance(model, Pipeline):
@@ -451,8 +492,9 @@ def describe(image: Any, contrast_species: Any, model: str | Path | Pipeline | N
             "No model is configured for describe().",
             f"Train one with `finer-traits train DATA --out MODEL_DIR` (or run `make demo` for a synthetic one) and "
             f"pass model=MODEL_DIR, or set the environment variable {MODEL_ENV}=MODEL_DIR.")
-    key = (str(Path(model).resolve()), str(scorer), expert if isinstance(expert, (str, Path, type(None))) else id(expert))
+    key = (str(Path(model).resolve()), str(scorer), expert if isinstance(expert, (str, Path, type(None))) else id(expert),
+           taxon_group)
     if key not in _DEFAULT:
         _DEFAULT.clear()  # keep one pipeline: models are large
-        _DEFAULT[key] = Pipeline.load(model, scorer=scorer, expert=expert)
+        _DEFAULT[key] = Pipeline.load(model, scorer=scorer, expert=expert, taxon_group=taxon_group)
     return _DEFAULT[key].describe(image, contrast_species, target_species=target_species, top_k=top_k)

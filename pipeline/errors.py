@@ -22,10 +22,11 @@ from traits.errors import (
     PathError,
     TraitsError,
     UnknownChoiceError,
+    UnknownGroupError,
     UnknownSpeciesError,
 )
 
 __all__ = ["BadImageError", "BadValueError", "BatchError", "CheckpointError", "ConfigError",
            "ConflictingOptionsError", "DatabaseError", "DatasetError", "FinerTraitsError", "LayerError",
            "MissingDependencyError", "MissingValueError", "ModelUnavailableError", "PathError", "TraitsError",
-           "UnknownChoiceError", "UnknownSpeciesError"]
+           "UnknownChoiceError", "UnknownGroupError", "UnknownSpeciesError"]

@@ -17,6 +17,7 @@ from scipy.cluster.vq import kmeans2
 from skimage.color import rgb2lab
 
 from pipeline.masks import mask_box
+from traits.vocab import load_vocab
 
 
 @dataclass
@@ -245,28 +246,14 @@ def extract_regions(image: Image.Image, cam: np.ndarray, top_k: int = 3, thresho
     return regions
 
 
-# Where parts lie in the organism's bounding box (u across, v down, both 0..1), for photos in the usual pose of a
-# group (butterflies: dorsal view, wings spread). Boxes are generous: they only need to separate, say, the forewing
-# band from the hindwing margin. Parts missing here are measured on the whole organism.
-PART_LAYOUTS: dict[str, dict[str, list[tuple[float, float, float, float]]]] = {
-    "butterfly": {
-        "body": [(0.44, 0.15, 0.56, 1.0)],
-        "wing": [(0.0, 0.0, 0.45, 1.0), (0.55, 0.0, 1.0, 1.0)],
-        "forewing": [(0.0, 0.0, 0.46, 0.58), (0.54, 0.0, 1.0, 0.58)],
-        "hindwing": [(0.05, 0.52, 0.46, 1.0), (0.54, 0.52, 0.95, 1.0)],
-        "forewing tip": [(0.0, 0.0, 0.17, 0.38), (0.83, 0.0, 1.0, 0.38)],
-        "forewing band": [(0.14, 0.02, 0.34, 0.58), (0.66, 0.02, 0.86, 0.58)],
-        "forewing spot": [(0.0, 0.0, 0.46, 0.58), (0.54, 0.0, 1.0, 0.58)],
-        "forewing base": [(0.3, 0.2, 0.46, 0.58), (0.54, 0.2, 0.7, 0.58)],
-        "forewing margin": [(0.0, 0.0, 0.12, 0.58), (0.88, 0.0, 1.0, 0.58)],
-        "hindwing margin": [(0.05, 0.85, 0.46, 1.0), (0.54, 0.85, 0.95, 1.0), (0.05, 0.52, 0.15, 1.0),
-                            (0.85, 0.52, 0.95, 1.0)],
-        "hindwing band": [(0.05, 0.6, 0.46, 0.9), (0.54, 0.6, 0.95, 0.9)],
-        "hindwing spot": [(0.05, 0.52, 0.46, 1.0), (0.54, 0.52, 0.95, 1.0)],
-        "hindwing eyespot": [(0.15, 0.65, 0.36, 0.9), (0.64, 0.65, 0.85, 0.9)],
-        "hindwing tail": [(0.2, 0.8, 0.44, 1.3), (0.56, 0.8, 0.8, 1.3)],  # tails reach below the core box
-    },
-}
+def part_layout(group: str = "butterfly") -> dict[str, tuple[tuple[float, float, float, float], ...]]:
+    """Where parts lie in the organism's core box (u across, v down, both 0..1) for photos in the usual pose of a
+    taxon group, from the group's file (butterflies: dorsal view, wings spread; boxes are generous: they only need
+    to separate, say, the forewing band from the hindwing margin). Empty for groups whose parts are not located;
+    parts missing here are measured on the whole organism, as are all parts of a group with no file (the group
+    is checked where the user names it: Pipeline, train)."""
+    group_spec = load_vocab().groups.get(group)
+    return group_spec.layout if group_spec is not None else {}
 
 
 # A margin is the outer border of its wing: the organism pixels within this share of the organism's span of its
@@ -303,7 +290,7 @@ def part_pieces(organism: np.ndarray, part: str, group: str = "butterfly",
     Margins ('hindwing margin') are the outline strip inside their wing's boxes, not a fixed box. box: the
     organism's core_box when the caller already has it (it is the same for every part of one photo).
     keep_empty: one piece per layout box, empty ones included (pieces of two parts then pair up by side)."""
-    layout = PART_LAYOUTS.get(group, {})
+    layout = part_layout(group)
     wing = part[: -len(" margin")] if part.endswith(" margin") else None
     boxes = layout.get(wing) if wing in layout else layout.get(part)
     if boxes is None or organism is None or not organism.any():

@@ -18,10 +18,9 @@ from PIL import Image
 from scipy import stats
 
 from pipeline.masks import mask_box
-from pipeline.regions import PART_LAYOUTS, Region, core_box, masked_crop, part_pieces
+from pipeline.regions import Region, core_box, masked_crop, part_layout, part_pieces
 from pipeline.scorers.base import Scorer
-from prompts.phrases import PATTERNS, SHAPES, Candidate, render_trait
-from traits.vocab import load_vocab
+from prompts.phrases import Candidate, render_trait, value_options
 
 STRONG, MODERATE, WEAK = 2.5, 1.25, 0.5  # |effect| thresholds (in reference standard deviations)
 LLR_STRONG, LLR_MODERATE = 3.0, 1.0  # log-likelihood ratio thresholds (e^3 = 20 times likelier under the target)
@@ -132,7 +131,7 @@ def crop_part(part: str | None, attribute: str, group: str = "butterfly") -> tup
     sub-part ('hindwing tail') its host and itself, ('hindwing', 'hindwing tail'), when the layout knows both."""
     if not part:
         return None
-    layout = PART_LAYOUTS.get(group, {})
+    layout = part_layout(group)
     host = part.split(" ", 1)[0]
     if attribute not in WHOLE_STRUCTURE_ATTRIBUTES or " " not in part or host not in layout:
         return (part,)
@@ -149,7 +148,7 @@ def image_profile(image: Image.Image, organism: np.ndarray | None, candidates: S
         by_part.setdefault(crop_part(c.trait.part, c.trait.attribute, group), []).append(j)
     crops = _part_crops(image, organism, list(by_part), scorer, group)
     if getattr(scorer, "value_scores", None) in ("prob", "logprob"):
-        return _value_profile(crops, list(by_part.values()), candidates, scorer)
+        return _value_profile(crops, list(by_part.values()), candidates, scorer, group)
     if getattr(scorer, "batch_crops", False):
         # Embedding scorers: one batched pass over all part crops, then pick each phrase's own part.
         flat = [c for group_crops in crops for c in group_crops]
@@ -162,7 +161,7 @@ def image_profile(image: Image.Image, organism: np.ndarray | None, candidates: S
     return out
 
 
-def value_alternatives(candidate: Candidate, controls: Sequence[str] = ()) -> list[str]:
+def value_alternatives(candidate: Candidate, controls: Sequence[str] = (), group: str = "butterfly") -> list[str]:
     """The phrases a phrase competes with on its crop: the same part with every other value of its attribute
     ('red / blue / ... forewing band', 'hindwing tail / no hindwing tail'); controls compete with each other, so
     they are scored exactly like real phrases. Fixed per phrase (not per candidate set): reference scores cache."""
@@ -171,14 +170,14 @@ def value_alternatives(candidate: Candidate, controls: Sequence[str] = ()) -> li
         return list(dict.fromkeys([candidate.phrase, *controls]))
     if t.attribute == "presence":
         return [candidate.phrase, f"no {t.part}"]
-    values = {"colour": load_vocab().base_colours, "pattern": PATTERNS, "shape": SHAPES.get(t.part, ())}.get(t.attribute, ())
+    values = value_options(t, group)
     alts = [render_trait(t.with_(value=v)) for v in values if v != t.value]
     # Without alternatives (counts, sizes): the phrase against its bare part ('two hindwing eyespots' vs 'hindwing').
     return [candidate.phrase, *(alts or [t.part])]
 
 
 def _value_profile(crops: Sequence[Sequence[Image.Image]], groups: Sequence[list[int]],
-                   candidates: Sequence[Candidate], scorer: Scorer) -> np.ndarray:
+                   candidates: Sequence[Candidate], scorer: Scorer, group: str = "butterfly") -> np.ndarray:
     """Each phrase's softmax probability (or log-probability) among its value alternatives on its own part's crops
     (similarities averaged over the part's crops first).
 
@@ -186,7 +185,7 @@ def _value_profile(crops: Sequence[Sequence[Image.Image]], groups: Sequence[list
     crop looks like a forewing band; the softmax over the values of that part keeps only which value it shows.
     """
     controls = [c.phrase for c in candidates if c.control]
-    alts = [value_alternatives(c, controls) for c in candidates]
+    alts = [value_alternatives(c, controls, group) for c in candidates]
     phrases = list(dict.fromkeys(p for a in alts for p in a))
     col = {p: i for i, p in enumerate(phrases)}
     flat = [c for group_crops in crops for c in group_crops]

@@ -25,6 +25,9 @@ from pipeline.models.io import save_classifier
 from pipeline.models.preprocess import Preprocess
 from traits.errors import BadImageError, DatasetError, UnknownChoiceError
 from traits.io import atomic_write, write_json_atomic
+from traits.scores import wilson_interval
+from traits.vocab import DEFAULT_GROUP
+from traits.vocab import taxon_group as taxon_group_of
 
 log = logging.getLogger(__name__)
 HEADS = ("multilayer", "pooled")
@@ -34,6 +37,9 @@ HEADS = ("multilayer", "pooled")
 DEFAULT_CAM = {"multilayer": {"method": "finer-refine-layercam", "gamma": 0.6},
                "pooled": {"method": "finer", "gamma": 0.6}}
 CACHE_EVERY = 8  # batches between cache checkpoints: an interrupted extraction loses at most this much work
+# Species with fewer training photos than this get a warning: a linear head fits them, but their test accuracy,
+# their references for describe and their CAMs rest on one or two photos.
+MIN_TRAIN_PHOTOS = 3
 
 
 @dataclass
@@ -49,6 +55,9 @@ class TrainReport:
     species: list[str]
     per_species: pd.DataFrame = field(repr=False)
     skipped: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    accuracy_interval: tuple[float, float] | None = None  # 95 % Wilson interval of the test accuracy
+    warnings: list[str] = field(default_factory=list)
+    taxon_group: str = DEFAULT_GROUP
 
 
 def _image_key(path: str) -> str:
@@ -165,16 +174,37 @@ def fit_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: i
     return folded
 
 
+def check_sample_sizes(frame: pd.DataFrame, minimum: int = MIN_TRAIN_PHOTOS) -> list[str]:
+    """Warnings for species with fewer than `minimum` training photos; a DatasetError naming every species that
+    has none (a class the head never saw would only ever be predicted by chance)."""
+    train = frame[frame["split"] == "train"]["species"].value_counts()
+    counts = {sp: int(train.get(sp, 0)) for sp in sorted(frame["species"].unique())}
+    empty = [sp for sp, n in counts.items() if n == 0]
+    if empty:
+        raise DatasetError(
+            f"{len(empty)} species {'has' if len(empty) == 1 else 'have'} no training photos: {', '.join(empty)} "
+            "(every photo of it is in the test split, or unreadable).",
+            "Add training photos of it (or mark some of its rows split=train in the manifest), or remove its "
+            "rows.")
+    return [f"{sp} has only {n} training photo{'s' if n != 1 else ''} (fewer than {minimum}): its accuracy, "
+            "its reference photos for describe and its maps rest on very few examples." for sp, n in counts.items()
+            if n < minimum]
+
+
 def per_species_summary(species: list[str], labels: torch.Tensor, predicted: torch.Tensor) -> pd.DataFrame:
-    """Per species: test images, accuracy, and the species it is most often mistaken for."""
+    """Per species: test images, accuracy with its 95 % Wilson interval, and the species it is most often
+    mistaken for."""
     rows = []
     for i, name in enumerate(species):
         sel = labels == i
         n = int(sel.sum())
         wrong = predicted[sel][predicted[sel] != i]
         confused = species[int(wrong.mode().values)] if len(wrong) else ""
+        right = int((predicted[sel] == i).sum())
+        low, high = wilson_interval(right, n) or (float("nan"), float("nan"))
         rows.append({"species": name, "n_test": n,
-                     "accuracy": float((predicted[sel] == i).float().mean()) if n else float("nan"),
+                     "accuracy": right / n if n else float("nan"),
+                     "accuracy_low": round(low, 4), "accuracy_high": round(high, 4),
                      "errors": int(len(wrong)), "most_confused_with": confused})
     return pd.DataFrame(rows)
 
@@ -183,16 +213,20 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
                      backbone: str = DEFAULT_BACKBONE, epochs: int = 300, device: str = "auto",
                      image_size: int | None = None, seed: int = 0, batch_size: int = 32, weights: str = "default",
                      lr: float = 1e-2, workers: int = 0, head: str = "multilayer",
-                     taps: list[str] | None = None) -> TrainReport:
+                     taps: list[str] | None = None, taxon_group: str = DEFAULT_GROUP) -> TrainReport:
     """Train a linear-probe classifier on labelled photos and save it to `out` (a model folder).
 
     head 'multilayer' (default) reads the pooled outputs of several stages (`taps`, default: strides 8, 16, 32),
-    so Finer-CAM can localise the differing part; 'pooled' reads only the final pooled features."""
+    so Finer-CAM can localise the differing part; 'pooled' reads only the final pooled features.
+    taxon_group ('butterfly', 'bird', ...: `finer-traits groups`) is stored in the model card, where describe and
+    batch read it. A species without training photos is refused; one with fewer than 3 gets a warning."""
     if head not in HEADS:
         raise UnknownChoiceError(f"Unknown head {head!r}.", f"Use one of: {', '.join(HEADS)}.")
+    group = taxon_group_of(taxon_group).name  # an unknown group fails before any work
     start = time.perf_counter()
     dev = resolve_device(device)
     dataset = read_dataset(data, manifest, seed=seed)
+    check_sample_sizes(dataset.frame)  # refuse a species without training photos before extracting anything
     bb = create_backbone(backbone, weights=weights, image_size=image_size)
     taps = list(taps or default_taps(bb.model)) if head == "multilayer" else []
     if head == "multilayer" and not taps:
@@ -209,6 +243,9 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     if len(species) < 2:
         raise DatasetError(f"After skipping {len(skipped)} unusable files only {len(species)} species remain.",
                            "Check the warnings above and fix or remove the broken image files.")
+    sample_warnings = check_sample_sizes(frame)
+    for w in sample_warnings:
+        log.warning(w)
     labels = torch.tensor([species.index(s) for s in frame["species"]])
     is_train = torch.tensor((frame["split"] == "train").to_numpy())
     if not is_train.any():
@@ -217,8 +254,11 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     with torch.no_grad():
         predicted = fitted(feats).argmax(-1)
     test = ~is_train
-    accuracy = float((predicted[test] == labels[test]).float().mean()) if test.any() else None
+    n_correct = int((predicted[test] == labels[test]).sum())
+    accuracy = n_correct / int(test.sum()) if test.any() else None
+    interval = wilson_interval(n_correct, int(test.sum()))
     summary = per_species_summary(species, labels[test], predicted[test])
+    summary.insert(1, "n_train", [_counts(frame, "train", species)[sp] for sp in species])
     commons = LabelledImages(frame, dataset.source).common_names()
     clf = LinearProbeClassifier(bb.model, fitted, species, commons, bb.preprocess, taps, _tap_channels(bb, taps))
     seconds = time.perf_counter() - start
@@ -230,8 +270,15 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
                 "chosen_by": "python -m evaluation.benchmarks.cam_candidates (docs/benchmarks.md)"},
         "training": {"data": dataset.source, "n_train": int(is_train.sum()), "n_test": int(test.sum()),
                      "n_skipped": len(skipped), "epochs": epochs, "lr": lr, "seed": seed, "device": str(dev),
-                     "seconds": round(seconds, 1), "images_per_species": frame["species"].value_counts().to_dict()},
+                     "seconds": round(seconds, 1), "images_per_species": frame["species"].value_counts().to_dict(),
+                     "train_images_per_species": _counts(frame, "train", species),
+                     "test_images_per_species": _counts(frame, "test", species),
+                     "warnings": sample_warnings},
+        "taxon_group": group,
         "accuracy": None if accuracy is None else round(accuracy, 4),
+        "accuracy_interval": None if interval is None else {
+            "low": round(interval[0], 4), "high": round(interval[1], 4), "level": 0.95, "method": "wilson",
+            "n_test": int(test.sum())},
         "per_species_accuracy": dict(zip(summary["species"], summary["accuracy"].round(4), strict=True)),
     }
     save_classifier(clf, out, card)
@@ -241,7 +288,14 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     if skipped:
         _write_table(out / "skipped.csv", pd.DataFrame(skipped, columns=["path", "reason"]))
     return TrainReport(model_dir=out, accuracy=accuracy, n_train=int(is_train.sum()), n_test=int(test.sum()),
-                       n_skipped=len(skipped), seconds=seconds, species=species, per_species=summary, skipped=skipped)
+                       n_skipped=len(skipped), seconds=seconds, species=species, per_species=summary, skipped=skipped,
+                       accuracy_interval=interval, warnings=sample_warnings, taxon_group=group)
+
+
+def _counts(frame: pd.DataFrame, split: str, species: list[str]) -> dict[str, int]:
+    """Photos per species in one split (0 for species without any), in class order."""
+    counts = frame[frame["split"] == split]["species"].value_counts()
+    return {sp: int(counts.get(sp, 0)) for sp in species}
 
 
 def _tap_channels(bb: Backbone, taps: list[str]) -> list[int]:

@@ -13,34 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from traits.model import Trait
-from traits.vocab import load_vocab
+from traits.vocab import TaxonGroup, load_vocab, taxon_group
 
-# Parts worth describing per taxon group (a curated subset of traits/vocab/parts.json: every part names something
-# visible in a typical photo). Elements get presence phrases; tails also get shape phrases.
-GROUP_PARTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "butterfly": {
-        "colour": ("body", "wing", "forewing", "hindwing", "forewing tip", "forewing band", "forewing spot",
-                   "forewing base", "hindwing margin", "hindwing band", "hindwing spot", "hindwing eyespot",
-                   "forewing margin"),
-        "presence": ("forewing band", "forewing spot", "hindwing eyespot", "hindwing tail", "hindwing band"),
-        "pattern": ("wing", "forewing", "hindwing"),
-        "shape": ("hindwing tail",),
-    },
-    "bird": {
-        "colour": ("crown", "head", "throat", "breast", "belly", "back", "wing", "tail", "bill", "leg", "eye"),
-        "presence": ("crest", "eyering", "wingbar"),
-        "pattern": ("breast", "wing", "back", "head"),
-        "shape": ("bill", "tail"),
-    },
-    "generic": {
-        "colour": ("body", "head", "wing", "tail"),
-        "presence": ("tail", "spot", "band"),
-        "pattern": ("body", "wing"),
-        "shape": ("tail",),
-    },
-}
-PATTERNS = ("spotted", "banded")
-SHAPES = {"hindwing tail": ("long", "short"), "tail": ("long", "short"), "bill": ("long", "short")}
+# Which parts get vocabulary phrases, and the pattern and shape values, come from the taxon group's file
+# (traits/vocab/groups/<group>.json: candidates, values); colours from the group's palette.
 # Words with no bearing on organisms: random-phrase controls are drawn from these (WaffleCLIP-style).
 CONTROL_WORDS = ("kettle", "lantern", "violin", "harbour", "pencil", "thunder", "carpet", "engine", "saddle",
                  "marble", "ticket", "window", "ladder", "bucket", "velvet", "anchor", "parcel", "compass",
@@ -80,25 +56,59 @@ def render_trait(trait: Trait) -> str:
 
 def vocab_candidates(group: str = "butterfly", attributes: Iterable[str] = ("colour", "presence", "pattern", "shape"),
                      parts: Sequence[str] | None = None) -> list[Candidate]:
-    """Part x attribute x value phrases for a taxon group (colours from the traits/ palette)."""
-    spec = GROUP_PARTS.get(group, GROUP_PARTS["generic"])
-    colours = load_vocab().base_colours
+    """Part x attribute x value phrases for a taxon group (its file's candidate parts and values, its palette)."""
+    spec = taxon_group(group)
+    colours = load_vocab().for_group(group).base_colours
     out: list[Candidate] = []
     for attr in attributes:
-        for part in (parts if parts is not None else spec.get(attr, ())):
+        for part in (parts if parts is not None else spec.candidates.get(attr, ())):
             if attr == "colour":
                 values: Sequence[str] = colours
             elif attr == "presence":
                 values = ("present",)
             elif attr == "pattern":
-                values = PATTERNS
+                values = spec.patterns
             elif attr == "shape":
-                values = SHAPES.get(part, ())
+                values = spec.shapes.get(part, ())
             else:
                 values = ()
             for v in values:
                 t = Trait(part=part, attribute=attr, value=v, raw=v, text="", side=None)
                 out.append(Candidate(render_trait(t), t, "vocab"))
+    return out
+
+
+def value_options(trait: Trait, group: str = "butterfly") -> tuple[str, ...]:
+    """The values a trait's attribute can take in a group: its palette colours, its patterns, its shapes of the
+    part; empty for attributes without a fixed set (counts, sizes)."""
+    spec = taxon_group(group)
+    if trait.attribute == "colour":
+        return load_vocab().for_group(group).base_colours
+    if trait.attribute == "pattern":
+        return spec.patterns
+    if trait.attribute == "shape":
+        return spec.shapes.get(trait.part, ())
+    return ()
+
+
+def place_candidates(cands: Iterable[Candidate], group: TaxonGroup) -> list[Candidate]:
+    """Each candidate on the part the group can measure it on: a group that cannot locate a part names its colour
+    and pattern traits after the whole organism ('red whole bird', never a guessed 'red breast') and drops its other
+    traits (a bill's shape cannot be judged on the whole bird); controls pass unchanged."""
+    out = []
+    for c in cands:
+        if c.control:
+            out.append(c)
+            continue
+        part = group.parts.normalise(c.trait.part) or c.trait.part
+        placed = group.placed_part(part, c.trait.attribute)
+        if placed is None:
+            continue
+        if placed == c.trait.part:
+            out.append(c)
+            continue
+        t = c.trait.with_(part=placed)
+        out.append(Candidate(render_trait(t), t, c.source))
     return out
 
 
@@ -175,6 +185,7 @@ def filter_candidates(cands: Iterable[Candidate], species_names: Iterable[str] =
 
 def candidate_phrases(group: str = "butterfly", expert_lists: Sequence[Iterable[Trait]] = (),
                       species_names: Iterable[str] = (), n_controls: int = 8, seed: int = 0) -> list[Candidate]:
-    """All candidates for one species pair: expert phrases first, then vocabulary phrases, then controls; filtered."""
+    """All candidates for one species pair: expert phrases first, then vocabulary phrases, then controls; placed on
+    the parts the group can measure (place_candidates), then filtered."""
     cands = [*expert_candidates(expert_lists), *vocab_candidates(group), *control_candidates(n_controls, seed)]
-    return filter_candidates(cands, species_names)
+    return filter_candidates(place_candidates(cands, taxon_group(group)), species_names)

@@ -19,8 +19,15 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from traits.match import check, expert_differences, match_tier
     from traits.model import CheckedTrait, Trait, TraitDifference, TraitList
     from traits.parse import parse_description, parse_phrase
-    from traits.scores import PairScore, score, score_pairs
-    from traits.vocab import load_vocab, normalise_colour, normalise_part
+    from traits.scores import PairScore, score, score_pairs, wilson_interval
+    from traits.vocab import (
+        TaxonGroup,
+        group_names,
+        load_vocab,
+        normalise_colour,
+        normalise_part,
+        taxon_group,
+    )
 
 lazy_exports(__name__, {
     "CheckedTrait": "traits.model",
@@ -28,9 +35,11 @@ lazy_exports(__name__, {
     "PairScore": "traits.scores",
     "Trait": "traits.model",
     "TraitDifference": "traits.model",
+    "TaxonGroup": "traits.vocab",
     "TraitList": "traits.model",
     "check": "traits.match",
     "expert_differences": "traits.match",
+    "group_names": "traits.vocab",
     "load_cub": "traits.cub",
     "load_expert": "traits.expert",
     "load_trait_csv": "traits.csv_io",
@@ -44,18 +53,22 @@ lazy_exports(__name__, {
     "save_trait_csv": "traits.csv_io",
     "score": "traits.scores",
     "score_pairs": "traits.scores",
+    "taxon_group": "traits.vocab",
+    "wilson_interval": "traits.scores",
 })
 
 __all__ = [
     "CheckedTrait",
     "CubAttributes",
     "PairScore",
+    "TaxonGroup",
     "Trait",
     "TraitDifference",
     "TraitList",
     "TraitsError",
     "check",
     "expert_differences",
+    "group_names",
     "load_cub",
     "load_expert",
     "load_trait_csv",
@@ -69,4 +82,6 @@ __all__ = [
     "save_trait_csv",
     "score",
     "score_pairs",
+    "taxon_group",
+    "wilson_interval",
 ]

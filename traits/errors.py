@@ -127,4 +127,4 @@ class TraitsError(DatasetError):
 class UnknownGroupError(UnknownChoiceError, TraitsError):
     """A taxon group that has no file in traits/vocab/groups/ (an unknown choice, and a vocabulary problem)."""
 
-    code = "FT007"
+    code = "FT014"

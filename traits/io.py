@@ -9,6 +9,7 @@ reports, exports and caches are all meant to be shared.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -47,6 +48,27 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write UTF-8 text atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def strict_json(data: Any) -> Any:
+    """A copy of data that strict JSON can hold: NaN and infinities (Python or NumPy floats) become None (null),
+    NumPy numbers plain numbers, tuples lists; JSON readers other than Python's reject NaN."""
+    if isinstance(data, dict):
+        return {str(k) if not isinstance(k, str) else k: strict_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_json(v) for v in data]
+    if isinstance(data, bool) or data is None or isinstance(data, str):
+        return data
+    if hasattr(data, "item") and callable(data.item) and getattr(data, "shape", None) == ():
+        data = data.item()  # a NumPy or torch scalar
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    return data
+
+
+def dumps_strict(data: Any, indent: int | None = 2) -> str:
+    """Strict JSON text (no NaN or Infinity: they are written as null); other objects as their str()."""
+    return json.dumps(strict_json(data), indent=indent, default=str, allow_nan=False)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any, indent: int | None = 2) -> Path:

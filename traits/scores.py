@@ -9,6 +9,7 @@ direction. A generated difference the list lacks is a candidate for review, not 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -77,3 +78,17 @@ def score_pairs(pairs: dict[tuple[str, str], tuple[Iterable[TraitDifference], Se
         s = score(gen, exp, ks, group)
         out.append(PairScore(a, b, *list(s.__dict__.values())[2:]))
     return out
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """Wilson score interval (95 % with z = 1.96) of a proportion successes / n; None when n is 0.
+
+    Unlike the normal approximation it stays inside [0, 1] and is honest for small n and proportions near 0 or 1
+    (10 of 10 correct: 0.72-1.00, not 1.00-1.00)."""
+    if n <= 0:
+        return None
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from evaluation.synthetic.io import atomic_dataset_dir
 from pipeline.device import resolve_device
 from pipeline.masks import mask_box
-from pipeline.regions import PART_LAYOUTS, core_box, organism_mask
+from pipeline.regions import core_box, organism_mask, part_layout
 from pipeline.scorers.clip import CROP_PADS
 from pipeline.scorers.openclip import TRAINED_VOCABULARY
 from pipeline.scoring import crop_part, side_pieces, square_crop
@@ -211,7 +211,7 @@ def layout_crops(rgb: Image.Image, labels: np.ndarray, names: list[str],
     organism, one square crop with context per side, for every crop key describe() uses (a part's own pieces for
     colours; a host wing with a sub-part's box for presence, e.g. a hindwing with where its tail is), labelled with
     the (host) part. organism: the outline to lay the layout on (default: the true one, labels > 0)."""
-    layout = PART_LAYOUTS["butterfly"]
+    layout = part_layout("butterfly")
     organism = labels > 0 if organism is None else organism
     if not organism.any():
         return []

@@ -32,12 +32,15 @@ def batch(
     expert: Annotated[str | None, typer.Option(help="Expert trait list to check against (as for describe).")] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Trait differences kept per photo and contrast.")] = 5,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    taxon_group: Annotated[str | None, typer.Option("--taxon-group", "-g",
+                                                    help="Taxon group whose parts, colour words and phrases are used "
+                                                         "(default: the model's; `finer-traits groups`).")] = None,
 ) -> None:
     """Describe a manifest's photos against their contrast species into the trait DB; safe to interrupt and re-run."""
     from traits.db import redact_url  # SQLAlchemy: loaded when the command runs, not at CLI start
 
     report = pipeline.run_batch(manifest, model, db, pairs=pairs, workers=workers, scorer=scorer, expert=expert,
-                       top_k=top_k, progress=progress)
+                       top_k=top_k, progress=progress, taxon_group=taxon_group)
     how = "resumed" if report.resumed else "new"
     console.print(f"Run {report.run_id} ({how}) in {redact_url(report.db_url)}: {report.manifest_rows} manifest rows, "
                   f"{report.described} photos described now ({report.results_written} results), "

@@ -6,7 +6,6 @@ photo after the first costs only its own analysis.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +16,7 @@ from rich.table import Table
 import pipeline
 from pipeline.cli import app
 from traits.errors import BadImageError, MissingValueError, PathError
+from traits.io import dumps_strict
 
 console = Console()
 err_console = Console(stderr=True)
@@ -43,6 +43,10 @@ def describe(
     report: Annotated[Path | None, typer.Option(help="Write a one-file HTML report here (several photos: a folder, "
                                                      "one PHOTO_NAME.html each).")] = None,
     device: Annotated[str, typer.Option(help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")] = "auto",
+    taxon_group: Annotated[str | None, typer.Option("--taxon-group", "-g",
+                                                    help="Taxon group whose parts, colour words and phrases are used "
+                                                         "(default: the model's, from `train --taxon-group`; "
+                                                         "`finer-traits groups` lists them).")] = None,
 ) -> None:
     """Describe the traits that tell the photos' species apart from --contrast, checked against expert lists."""
     if model is None:
@@ -56,7 +60,8 @@ def describe(
                         "Pass a folder for --report: each photo gets its own PHOTO_NAME.html there.")
     if not several and report is not None and report.is_dir():
         raise PathError(f"--report {report} is a folder.", "Pass a file name such as report.html.")
-    pipe = pipeline.Pipeline.load(model, scorer=scorer, expert=expert, device=device, progress=not json_out)
+    pipe = pipeline.Pipeline.load(model, scorer=scorer, expert=expert, device=device, progress=not json_out,
+                                  taxon_group=taxon_group)
     results, failed = [], 0
     for photo in photos:
         try:
@@ -78,7 +83,7 @@ def describe(
         else:
             _print_result(result, photo if several else None, path)
     if json_out:
-        typer.echo(json.dumps(results if several else results[0], indent=2, default=str))
+        typer.echo(dumps_strict(results if several else results[0]))
     if failed:
         raise typer.Exit(2)
 

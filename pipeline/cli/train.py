@@ -37,21 +37,36 @@ def train(
                                                     "blocks.2,blocks.4,blocks.6).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split (when the data has none) and the head.")] = 0,
     device: Annotated[str, typer.Option(help="'auto' (GPU when present), 'cpu', 'cuda', 'cuda:N' or 'mps'.")] = "auto",
+    taxon_group: Annotated[str, typer.Option("--taxon-group", "-g",
+                                             help="The photos' taxon group: its parts, colour words and trait "
+                                                  "phrases are what describe and batch use with this model (stored "
+                                                  "in card.json). `finer-traits groups` lists them.")] = "butterfly",
 ) -> None:
     """Train a classifier: frozen backbone features (cached, resumable) + a linear head; prints test accuracy."""
     report = pipeline.train_classifier(data, out, manifest=manifest, backbone=backbone, epochs=epochs, device=device,
                                        image_size=image_size, seed=seed, batch_size=batch_size, weights=weights,
                                        workers=workers, head=head,
-                                       taps=[t.strip() for t in layers.split(",") if t.strip()] if layers else None)
+                                       taps=[t.strip() for t in layers.split(",") if t.strip()] if layers else None,
+                                       taxon_group=taxon_group)
     table = Table(title="Test split, per species")
-    for col in ("species", "n_test", "accuracy", "most_confused_with"):
+    for col in ("species", "n_train", "n_test", "accuracy (95% interval)", "most_confused_with"):
         table.add_column(col)
     for row in report.per_species.itertuples():
-        table.add_row(row.species, str(row.n_test), f"{row.accuracy:.3f}", row.most_confused_with)
+        acc_row = "n/a" if row.n_test == 0 else \
+            f"{row.accuracy:.3f} ({row.accuracy_low:.2f}-{row.accuracy_high:.2f})"
+        table.add_row(row.species, str(row.n_train), str(row.n_test), acc_row, row.most_confused_with)
     console.print(table)
-    acc = "n/a (no test split)" if report.accuracy is None else f"{report.accuracy:.4f}"
-    console.print(f"Trained on {report.n_train} photos of {len(report.species)} species; tested on {report.n_test}; "
-                  f"skipped {report.n_skipped}. Test accuracy: [bold]{acc}[/]. Time: {report.seconds:.1f} s.")
+    for w in report.warnings:
+        console.print(f"[yellow]warning[/] {w}", highlight=False)
+    if report.accuracy is None:
+        acc = "n/a (no test split)"
+    else:
+        low, high = report.accuracy_interval or (report.accuracy, report.accuracy)
+        acc = f"{report.accuracy:.4f} (95% interval {low:.2f}-{high:.2f}, Wilson, {report.n_test} photos)"
+    console.print(f"Trained on {report.n_train} photos of {len(report.species)} species (taxon group "
+                  f"{report.taxon_group}); tested on {report.n_test}; skipped {report.n_skipped}. "
+                  f"Time: {report.seconds:.1f} s.", highlight=False)
+    console.print(f"Test accuracy: [bold]{acc}[/].", highlight=False)
     if report.n_skipped:
         console.print(f"Skipped files are listed in {out / 'skipped.csv'}.")
     console.print(f"Model saved to {out}. Next: finer-traits cam PHOTO --model {out} --contrast SPECIES")

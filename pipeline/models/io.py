@@ -15,7 +15,7 @@ from pipeline.models.classifier import Classifier, LinearProbeClassifier, ZeroSh
 from pipeline.models.openclip import load_open_clip
 from pipeline.models.preprocess import Preprocess
 from traits.errors import CheckpointError
-from traits.io import atomic_write, write_json_atomic
+from traits.io import atomic_write, strict_json, write_json_atomic
 from traits.version import __version__
 
 CARD = "card.json"
@@ -40,7 +40,7 @@ def save_classifier(classifier: Classifier, model_dir: str | Path, card: dict | 
     else:
         raise TypeError(f"cannot save a {type(classifier).__name__}")
     atomic_write(out / HEAD, lambda tmp: save_file(tensors, str(tmp)))
-    write_json_atomic(out / CARD, full)
+    write_json_atomic(out / CARD, strict_json(full))  # strict JSON: NaN accuracies become null
     classifier.card = full
     return out
 

@@ -49,6 +49,11 @@ class Scorer(ABC):
         """True when this scorer can judge this attribute of this part (by default: whenever it judges the part)."""
         return self.supports_part(part)
 
+    def for_group(self, group: str) -> Scorer:
+        """This scorer as used for a taxon group. Scorers that name pixel colours read them in the group's palette
+        (ColorScorer); the others take the group's words from the phrases, so by default it is the same scorer."""
+        return self
+
     @classmethod
     def from_spec(cls, arg: str, device: str | torch.device = "auto") -> Scorer:
         """The scorer for the part of a spec after 'NAME:' (create_scorer calls this); by default it takes none."""

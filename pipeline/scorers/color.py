@@ -22,7 +22,8 @@ from pipeline.scorers.base import Scorer, crop_arrays, register_scorer
 from traits.vocab import load_vocab
 
 # The palette (base colours, their sRGB anchors and the colour words folded onto them) is the vocabulary's
-# traits/vocab/colours.json: one palette for phrases, scores and expert lists.
+# traits/vocab/colours.json, or a taxon group's palette laid over it (traits/vocab/groups/<group>.json): one
+# palette for phrases, scores and expert lists. `group` None below is the shared palette.
 BASE_COLOURS = load_vocab().base_colours
 PATTERN_WORDS = {
     "spot": "spots", "spots": "spots", "spotted": "spots", "dot": "spots", "dots": "spots", "dotted": "spots",
@@ -32,10 +33,15 @@ PATTERN_WORDS = {
 }
 
 
-@lru_cache(maxsize=1)
-def colour_vocabulary() -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def base_colours(group: str | None = None) -> tuple[str, ...]:
+    """The base colours pixels are sorted into: the shared palette, or a taxon group's."""
+    return load_vocab().for_group(group).base_colours
+
+
+@lru_cache(maxsize=8)
+def colour_vocabulary(group: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """(base colour -> Lab anchors [k, 3], colour word -> base colour), from the traits/ colour vocabulary."""
-    vocab = load_vocab()
+    vocab = load_vocab().for_group(group)
     synonyms = {word: base for word, base in vocab.colour_words.items() if base in vocab.colour_anchors}
     lab = {name: rgb2lab(np.array([cols], dtype=np.float64) / 255.0)[0] for name, cols in vocab.colour_anchors.items()}
     return lab, synonyms
@@ -46,20 +52,21 @@ def colour_vocabulary() -> tuple[dict[str, np.ndarray], dict[str, str]]:
 PART_HEADS = {"wing", "wings", "forewing", "forewings", "hindwing", "hindwings", "fw", "hw"}
 
 
-def parse_phrase(phrase: str) -> tuple[set[str], str | None]:
+def parse_phrase(phrase: str, group: str | None = None) -> tuple[set[str], str | None]:
     """(base colours named in the phrase, pattern 'spots'/'bands' or None).
 
     'white spots', 'banded hindwing' name patterns; in 'red forewing band' the band is the part whose colour is
     named; a bare 'hindwing eyespot' is looked for as spots."""
-    _, synonyms = colour_vocabulary()
+    _, synonyms = colour_vocabulary(group)
+    palette = base_colours(group)
     colours: set[str] = set()
     pattern = part_pattern = None
     previous = ""
     for tok in re.split(r"[\s\-/,]+", phrase.lower()):
         tok = tok.strip(".;:()'\"")
-        if tok in BASE_COLOURS:
+        if tok in palette:
             colours.add(tok)
-        elif tok.endswith("ish") and tok[:-3] in BASE_COLOURS:
+        elif tok.endswith("ish") and tok[:-3] in palette:
             colours.add(tok[:-3])
         elif tok in synonyms:
             colours.add(synonyms[tok])
@@ -76,33 +83,33 @@ def parse_phrase(phrase: str) -> tuple[set[str], str | None]:
 LUT_BITS = 5  # 32 levels per channel: finer than any colour name needs
 
 
-def classify_colours(rgb: np.ndarray) -> np.ndarray:
-    """Base-colour index (into BASE_COLOURS) of each pixel of an [h, w, 3] float RGB array, by CIEDE2000.
+def classify_colours(rgb: np.ndarray, group: str | None = None) -> np.ndarray:
+    """Base-colour index (into base_colours(group)) of each pixel of an [h, w, 3] float RGB array, by CIEDE2000.
 
     Pixels are looked up in a 32x32x32 table computed once, so a crop costs microseconds, not a distance per pixel.
     """
     q = np.clip((rgb * (2**LUT_BITS)).astype(np.int64), 0, 2**LUT_BITS - 1)
-    return _colour_lut()[q[..., 0], q[..., 1], q[..., 2]]
+    return _colour_lut(group)[q[..., 0], q[..., 1], q[..., 2]]
 
 
-@lru_cache(maxsize=1)
-def _colour_lut() -> np.ndarray:
+@lru_cache(maxsize=8)
+def _colour_lut(group: str | None = None) -> np.ndarray:
     """Nearest base colour (CIEDE2000 to the closest anchor) of each RGB bin centre."""
     n = 2**LUT_BITS
     centres = (np.arange(n) + 0.5) / n
     grid = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), axis=-1).reshape(-1, 1, 3)
     lab = rgb2lab(grid).reshape(-1, 1, 3)
-    anchors, owners = _anchor_table()
+    anchors, owners = _anchor_table(group)
     dist = deltaE_ciede2000(lab, anchors[None, :, :])
     return owners[dist.argmin(axis=1)].reshape(n, n, n)
 
 
-@lru_cache(maxsize=1)
-def _anchor_table() -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=8)
+def _anchor_table(group: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All Lab anchors stacked [k, 3] with the base-colour index owning each."""
-    anchors, _ = colour_vocabulary()
+    anchors, _ = colour_vocabulary(group)
     rows, owners = [], []
-    for i, name in enumerate(BASE_COLOURS):
+    for i, name in enumerate(base_colours(group)):
         rows.append(anchors[name])
         owners += [i] * len(anchors[name])
     return np.concatenate(rows), np.array(owners)
@@ -145,45 +152,54 @@ class ColorScorer(Scorer):
     # Bumped whenever the same phrase would get another score (2: a band or spot after a wing word is a part).
     version = 2
 
-    def __init__(self, max_side: int = 96) -> None:
+    def __init__(self, max_side: int = 96, group: str | None = None) -> None:
         self.max_side = max_side
+        # The taxon group whose palette pixels are named in; None: the shared palette (groups without their own).
+        self.group = group if group is not None and load_vocab().group(group).palette else None
 
     @property
     def cache_id(self) -> str:
-        """spec, version and crop size: the key of cached reference scores."""
-        return f"{self.spec}|v={self.version}|max_side={self.max_side}"
+        """spec, version, crop size (and a group's own palette): the key of cached reference scores."""
+        palette = f"|palette={self.group}" if self.group else ""
+        return f"{self.spec}|v={self.version}|max_side={self.max_side}{palette}"
+
+    def for_group(self, group: str) -> ColorScorer:
+        """A ColorScorer that names pixel colours in the group's palette (birds: CUB's rufous, buff, olive ...)."""
+        return ColorScorer(self.max_side, group)
 
     def supports(self, phrase: str) -> bool:
         """Phrases that name a colour or a spot/band pattern."""
-        colours, pattern = parse_phrase(phrase)
+        colours, pattern = parse_phrase(phrase, self.group)
         return bool(colours) or pattern is not None
 
     def colour_shares(self, crop: Image.Image) -> dict[str, float]:
         """Share of the crop's organism pixels per base colour."""
+        palette = base_colours(self.group)
         rgb, fg = crop_arrays(crop, self.max_side)
         if not fg.any():
-            return {c: 0.0 for c in BASE_COLOURS}
-        cls = classify_colours(rgb)[fg]
-        counts = np.bincount(cls, minlength=len(BASE_COLOURS)) / cls.size
-        return dict(zip(BASE_COLOURS, counts.tolist(), strict=False))
+            return {c: 0.0 for c in palette}
+        cls = classify_colours(rgb, self.group)[fg]
+        counts = np.bincount(cls, minlength=len(palette)) / cls.size
+        return dict(zip(palette, counts.tolist(), strict=False))
 
     def score(self, crops: Sequence[Image.Image], phrases: Sequence[str]) -> torch.Tensor:
         """[n_crops, n_phrases] shares in [0, 1]; NaN for phrases with neither colour nor pattern."""
-        parsed = [parse_phrase(p) for p in phrases]
+        parsed = [parse_phrase(p, self.group) for p in phrases]
+        palette = base_colours(self.group)
         out = torch.full((len(crops), len(phrases)), float("nan"))
         for i, crop in enumerate(crops):
             rgb, fg = crop_arrays(crop, self.max_side)
             if not fg.any():
                 out[i] = torch.where(torch.tensor([bool(c) or p is not None for c, p in parsed]), 0.0, float("nan"))
                 continue
-            cls = classify_colours(rgb)
+            cls = classify_colours(rgb, self.group)
             n_fg = fg.sum()
-            dominant = np.bincount(cls[fg], minlength=len(BASE_COLOURS)).argmax()
+            dominant = np.bincount(cls[fg], minlength=len(palette)).argmax()
             for j, (colours, pattern) in enumerate(parsed):
                 if not colours and pattern is None:
                     continue
                 if colours:
-                    member = np.isin(cls, [BASE_COLOURS.index(c) for c in colours])
+                    member = np.isin(cls, [palette.index(c) for c in colours])
                 else:
                     member = cls != dominant  # 'spotted wing': anything that stands out from the main colour
                 if pattern is None:
