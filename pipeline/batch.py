@@ -369,6 +369,8 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
         raise BadValueError(f"--workers must be at least 1, not {workers}.", "Use --workers 1 (or the number of cores).")
     if workers > 1 and pipeline is not None:
         raise ConflictingOptionsError("A pre-loaded pipeline can only be used with workers=1.", "Pass workers=1.")
+    if taxon_group is not None:
+        taxon_group = taxon_group_of(taxon_group).name  # an unknown group fails before the database is touched
     model_dir = Path(model_dir)
     card, fingerprint = classifier_fingerprint(model_dir)
     species = SpeciesIndex(card["class_names"], card.get("common_names"))
@@ -378,7 +380,7 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
     configuration = {"classifier_sha256": fingerprint, "scorer": scorer, "expert": expert, "top_k": top_k,
                      "contrast": "pairs" if pair_map is not None else "nearest"}
     if taxon_group is not None:  # only when asked: runs started without the option resume as before
-        configuration["taxon_group"] = taxon_group_of(taxon_group).name
+        configuration["taxon_group"] = taxon_group
     configuration["tool_version"] = __version__
     run = tdb.start_run(configuration, classifier=str(model_dir), classifier_sha256=fingerprint, scorer=scorer,
                         expert_source=expert, tool_version=__version__)

@@ -200,6 +200,19 @@ def test_nearest_species_are_the_contrast_without_pairs(data: dict, model_dir: P
         assert db.runs()[0]["configuration"]["contrast"] == "nearest"
 
 
+def test_the_taxon_group_is_checked_first_and_kept_in_the_run(data: dict, model_dir: Path, tmp_path: Path) -> None:
+    from traits.errors import UnknownGroupError
+
+    with pytest.raises(UnknownGroupError, match="Did you mean 'bird'"):
+        run_batch(data["manifest"], model_dir, tmp_path / "g.sqlite", pipeline=FakePipeline(), progress=False,
+                  taxon_group="brid")
+    assert not (tmp_path / "g.sqlite").exists()
+    run_batch(data["manifest"], model_dir, tmp_path / "g.sqlite", pairs=data["pairs"], pipeline=FakePipeline(),
+              progress=False, taxon_group="Bird")
+    with TraitDB(tmp_path / "g.sqlite") as db:
+        assert db.runs()[0]["configuration"]["taxon_group"] == "bird"
+
+
 def test_bad_inputs_fail_fast_and_write_nothing(data: dict, model_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "never.sqlite"
     no_species = write_csv(data["folder"] / "cols.csv", "image,label", [("photos/x.png", A)])

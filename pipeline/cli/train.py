@@ -56,8 +56,9 @@ def train(
             f"{row.accuracy:.3f} ({row.accuracy_low:.2f}-{row.accuracy_high:.2f})"
         table.add_row(row.species, str(row.n_train), str(row.n_test), acc_row, row.most_confused_with)
     console.print(table)
-    for w in report.warnings:
-        console.print(f"[yellow]warning[/] {w}", highlight=False)
+    if report.warnings:  # each was logged as a warning while training; say where they are kept
+        console.print(f"{len(report.warnings)} species have fewer than 3 training photos (warnings above; kept in "
+                      f"{out / 'card.json'} under training.warnings).", highlight=False)
     if report.accuracy is None:
         acc = "n/a (no test split)"
     else:
