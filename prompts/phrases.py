@@ -104,7 +104,7 @@ def place_candidates(cands: Iterable[Candidate], group: TaxonGroup) -> list[Cand
         placed = group.placed_part(part, c.trait.attribute)
         if placed is None:
             continue
-        if placed == c.trait.part:
+        if placed == part:  # measured where it says: the candidate as it came
             out.append(c)
             continue
         t = c.trait.with_(part=placed)
