@@ -104,8 +104,8 @@ def place_candidates(cands: Iterable[Candidate], group: TaxonGroup) -> list[Cand
         placed = group.placed_part(part, c.trait.attribute)
         if placed is None:
             continue
-        if placed == part:  # measured where it says: the candidate as it came
-            out.append(c)
+        if placed == c.trait.part or (placed == part and group.unlocated == "keep"):
+            out.append(c)  # measured where it says: the candidate as it came
             continue
         t = c.trait.with_(part=placed)
         out.append(Candidate(render_trait(t), t, c.source))
