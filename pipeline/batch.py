@@ -92,6 +92,7 @@ class BatchReport:
     described: int = 0
     failed: list[dict] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    relabelled: list[str] = field(default_factory=list)
     results_written: int = 0
     seconds: float = 0.0
 
@@ -378,16 +379,21 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
                         expert_source=expert, tool_version=__version__)
     report = BatchReport(run.id, run.resumed, tdb.url, len(rows))
     try:
-        todo = _todo(tdb, run.id, rows, species, pair_map, report)
+        todo, relabel = _todo(tdb, run.id, rows, species, pair_map, report)
         provenance_set = False
 
         def store(item: BatchItem, records: list) -> None:
             nonlocal provenance_set
             image = ImageRecord(item.sha256, item.image, item.species, item.licence, item.metadata,
                                 item.width, item.height)
-            tdb.write_image_results(run.id, image, records, expert_source=expert, item_key=item.key)
-            report.described += 1
-            report.results_written += len(records)
+            _, new = tdb.write_image_results_counted(run.id, image, records, expert_source=expert,
+                                                     item_key=item.key, relabel=item.sha256 in relabel)
+            # Another batch on the same run may have stored this photo first: then it is not ours to claim.
+            if records and not new:
+                report.already_done += 1
+            else:
+                report.described += 1
+            report.results_written += new
             if not provenance_set and records and records[0].provenance:
                 tdb.fill_run_provenance(run.id, records[0].provenance)
                 provenance_set = True
@@ -422,9 +428,10 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
 
 
 def _todo(tdb: TraitDB, run_id: int, rows: list[ManifestRow], species: SpeciesIndex,
-          pair_map: dict[str, list[str]] | None, report: BatchReport) -> list[tuple[BatchItem, list[str] | None]]:
-    """Plan the rows, record the bad ones as errors, and return the photos (with the contrasts) still to describe;
-    counts duplicates and photos already done in report."""
+          pair_map: dict[str, list[str]] | None, report: BatchReport
+          ) -> tuple[list[tuple[BatchItem, list[str] | None]], set[str]]:
+    """Plan the rows, record the bad ones as errors, and return the photos (with the contrasts) still to describe
+    and the hashes of those whose label changed; counts duplicates and photos already done in report."""
     items, row_errors, report.duplicates, row_keys = plan_items(rows, species, pair_map)
     for e in row_errors:
         tdb.record_error(run_id, item_key(e.image, e.species), e.image, e.message, species=e.species,
@@ -434,15 +441,42 @@ def _todo(tdb: TraitDB, run_id: int, rows: list[ManifestRow], species: SpeciesIn
     keep = {item_key(e.image, e.species) for e in row_errors} | {item.key for item in items}
     tdb.clear_errors(run_id, row_keys - keep)
     done = tdb.completed(run_id)
+    labelled = tdb.labelled(run_id)
     todo: list[tuple[BatchItem, list[str] | None]] = []
+    relabel: set[str] = set()
     for item in items:
+        # A photo stored under another species in this run: the manifest's label was corrected (or is now
+        # wrong). Its old traits describe the wrong species pair, so it is described again, never skipped.
+        other = {sp: n for sp, n in labelled.get(item.sha256, {}).items() if sp != item.species}
+        if other:
+            if _refuse_curated_relabel(tdb, run_id, item, other):
+                continue
+            relabel.add(item.sha256)
+            report.relabelled.append(f"line {item.line}: {item.image} was {', '.join(sorted(other))}, now "
+                                     f"{item.species}: described again")
+            todo.append((item, item.contrasts))
+            continue
         have = done.get(item.sha256, set())
         missing = None if item.contrasts is None else [c for c in item.contrasts if c not in have]
         if (item.contrasts is None and have) or (missing is not None and not missing):
             report.already_done += 1
         else:
             todo.append((item, missing))
-    return todo
+    return todo, relabel
+
+
+def _refuse_curated_relabel(tdb: TraitDB, run_id: int, item: BatchItem, other: dict[str, int]) -> bool:
+    """Record an error and return True when re-describing item would throw away a curator's decisions."""
+    curated = sum(other.values())
+    if not curated:
+        return False
+    tdb.record_error(run_id, item.key, item.image,
+                     f"{item.image} was described as {', '.join(sorted(other))} in this run and {curated} of its "
+                     f"trait assertions were curated; the manifest now says {item.species}.\n  How to fix: to keep "
+                     f"that curation put the old label back; to describe the photo as {item.species}, run the batch "
+                     "again with a new --db (or remove the curation first).",
+                     species=item.species, manifest_row=item.line, error_code=DatasetError.code)
+    return True
 
 
 def _run_serial(todo: list, describer: _Describer, store: Callable, fail: Callable, bar: Any,

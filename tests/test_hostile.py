@@ -1,0 +1,96 @@
+"""Hostile input (issue 19): each defect found by trying careless or hostile input has a test here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_batch import A, B, C, FakePipeline, data, model_dir, write_csv  # noqa: F401 (fixtures)
+
+from pipeline.batch import run_batch
+from traits.db import TraitDB
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Silently wrong results.
+
+def test_batch_redescribes_a_photo_whose_label_was_corrected(data: dict, model_dir: Path, tmp_path: Path) -> None:
+    folder, db = data["folder"], f"sqlite:///{tmp_path / 'relabel.sqlite'}"
+    rows = [(rel, sp) for rel, sp in data["rows"]]
+    wrong = [(rel, C if rel.endswith("/40.png") else sp) for rel, sp in rows]  # a Red Admiral labelled Aglais io
+    first = run_batch(write_csv(folder / "m.csv", "image,species", wrong), model_dir, db, pairs=data["pairs"],
+                      pipeline=FakePipeline(), progress=False)
+    assert first.described == 8
+    fixed = run_batch(write_csv(folder / "m.csv", "image,species", rows), model_dir, db, pairs=data["pairs"],
+                      pipeline=FakePipeline(), progress=False)
+    assert fixed.described == 1 and fixed.already_done == 7
+    assert fixed.relabelled and "was Aglais io, now Vanessa atalanta" in fixed.relabelled[0]
+    import sqlalchemy as sa
+
+    from traits import db as t
+
+    with TraitDB(db) as tdb, tdb.connect() as conn:
+        sha = [r for r in conn.execute(sa.select(t.images.c.sha256, t.images.c.path))
+               if r.path.endswith("/40.png")][0].sha256
+        q = (sa.select(t.taxa.c.scientific_name).select_from(t.results)
+             .join(t.images, t.images.c.id == t.results.c.image_id).join(t.taxa, t.taxa.c.id == t.results.c.taxon_id)
+             .where(t.images.c.sha256 == sha))
+        assert {r[0] for r in conn.execute(q)} == {A}  # the wrong species' results are gone
+        label = conn.execute(sa.select(t.taxa.c.scientific_name).join(t.images, t.images.c.taxon_id == t.taxa.c.id)
+                             .where(t.images.c.sha256 == sha)).scalar_one()
+        assert label == A
+    again = run_batch(folder / "m.csv", model_dir, db, pairs=data["pairs"], pipeline=FakePipeline(), progress=False)
+    assert again.described == 0 and again.already_done == 8
+
+
+def test_batch_refuses_relabelling_a_curated_photo_and_says_how(data: dict, model_dir: Path, tmp_path: Path) -> None:
+    from traits.review import set_status
+
+    folder, db = data["folder"], f"sqlite:///{tmp_path / 'curated.sqlite'}"
+    rows = list(data["rows"])
+    wrong = [(rel, C if rel.endswith("/40.png") else sp) for rel, sp in rows]
+    run_batch(write_csv(folder / "m.csv", "image,species", wrong), model_dir, db, pairs=data["pairs"],
+              pipeline=FakePipeline(), progress=False)
+    with TraitDB(db) as tdb:
+        import sqlalchemy as sa
+
+        from traits import db as t
+
+        with tdb.connect() as conn:
+            ids = [r[0] for r in conn.execute(
+                sa.select(t.trait_assertions.c.id).join(t.taxa, t.taxa.c.id == t.trait_assertions.c.taxon_id)
+                .where(t.taxa.c.scientific_name == C))]
+        set_status(tdb, ids[:1], "accepted", curator="tester")
+    fixed = run_batch(write_csv(folder / "m.csv", "image,species", rows), model_dir, db, pairs=data["pairs"],
+                      pipeline=FakePipeline(), progress=False)
+    assert fixed.described == 0
+    [err] = [e for e in fixed.failed if e["image_path"].endswith("/40.png")]
+    assert "was described as Aglais io" in err["message"] and "new --db" in err["message"]
+
+
+def test_batch_describes_a_photo_whose_content_changed(data: dict, model_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    db = f"sqlite:///{tmp_path / 'content.sqlite'}"
+    run_batch(data["manifest"], model_dir, db, pairs=data["pairs"], pipeline=FakePipeline(), progress=False)
+    Image.fromarray(np.full((16, 16, 3), 45, np.uint8)).save(data["folder"] / data["rows"][0][0])
+    again = run_batch(data["manifest"], model_dir, db, pairs=data["pairs"], pipeline=FakePipeline(), progress=False)
+    assert again.described == 1 and again.already_done == 7
+
+
+def test_two_batches_on_one_run_do_not_both_claim_a_photo(data: dict, model_dir: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'two.sqlite'}"
+    other: dict = {}
+
+    def racer(item, outcome):  # a second batch writes the next photos before this one gets to them
+        if not other:
+            other["report"] = run_batch(data["manifest"], model_dir, db, pairs=data["pairs"],
+                                        pipeline=FakePipeline(), progress=False)
+
+    first = run_batch(data["manifest"], model_dir, db, pairs=data["pairs"], pipeline=FakePipeline(), progress=False,
+                      on_item=racer)
+    assert other["report"].described == 7  # the racer found one photo stored and described the other seven
+    assert first.described == 1 and first.already_done == 7
+    with TraitDB(db) as tdb:
+        assert tdb.counts()["results"] == first.results_written + other["report"].results_written
