@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from pipeline.describe import Pipeline
-from pipeline.images import load_image
+from pipeline.images import load_image, upright_size
 from pipeline.models.io import HEAD, load_classifier, read_card
 from pipeline.species import SpeciesIndex
 from traits.db import DatabaseError, ImageRecord, TraitDB, file_sha256, normalise_result
@@ -251,8 +250,10 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
                     "Add a row with it to --pairs, or leave --pairs out to use the classifier's nearest species.")))
                 continue
         if not row.path.is_file():
+            what = ("is not a regular file (a folder, named pipe or device)" if row.path.exists()
+                    else "does not exist")
             errors.append(_RowError.of(row, name, BadImageError(
-                f"Image file {row.path} does not exist.",
+                f"Image file {row.path} {what}.",
                 "Check the path (paths are relative to the manifest's folder).")))
             continue
         try:
@@ -281,8 +282,7 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
 
 def _image_size(path: Path) -> tuple[int | None, int | None]:
     try:
-        with Image.open(path) as img:
-            return img.size
+        return upright_size(path)  # as displayed: the size describe() works on
     except Exception:  # unreadable photos are reported when described
         return None, None
 

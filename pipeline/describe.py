@@ -268,7 +268,7 @@ class Pipeline:
         return explain(self.classifier, images, target=species, method="gradcam").maps.numpy()
 
     def _cache_key(self) -> str:
-        return f"{self.scorer.cache_id}|group={self.group}|layout=5|organism=3|crops=2|n={self.max_references}"
+        return f"{self.scorer.cache_id}|group={self.group}|layout=5|organism=3|crops=2|exif=1|n={self.max_references}"
 
     def references(self, species: str, cands: Sequence[Any]) -> np.ndarray | None:
         """Reference scores [n_photos, n_candidates] of one species (cached in the model dir)."""

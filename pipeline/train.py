@@ -61,8 +61,10 @@ class FeatureCache:
 
     def __init__(self, folder: Path | None, backbone: Backbone, taps: list[str] | None = None) -> None:
         """Open (or start) the cache in folder; folder None keeps features in memory only."""
-        ident = {"arch": backbone.arch, "weights": backbone.weights, "preprocess": backbone.preprocess.to_dict()}
-        if taps:  # pooled-only caches keep their old key, so existing caches stay valid
+        # exif_upright: features cached before photos were turned upright by their EXIF tag are not reused.
+        ident = {"arch": backbone.arch, "weights": backbone.weights, "preprocess": backbone.preprocess.to_dict(),
+                 "exif_upright": True}
+        if taps:  # taps join the key only when set
             ident["taps"] = list(taps)
         ident = json.dumps(ident, sort_keys=True)
         digest = hashlib.sha1(ident.encode()).hexdigest()[:16]

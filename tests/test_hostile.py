@@ -94,3 +94,68 @@ def test_two_batches_on_one_run_do_not_both_claim_a_photo(data: dict, model_dir:
     assert first.described == 1 and first.already_done == 7
     with TraitDB(db) as tdb:
         assert tdb.counts()["results"] == first.results_written + other["report"].results_written
+
+
+def _exif_photo(path: Path, orientation: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :20] = (255, 0, 0)  # stored: red left half, blue right half
+    arr[:, 20:] = (0, 0, 255)
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    img.save(path, exif=exif.tobytes(), quality=95)
+
+
+def test_exif_orientation_is_applied_wherever_a_photo_is_read(tmp_path: Path) -> None:
+    import numpy as np
+
+    from pipeline.batch import _image_size
+    from pipeline.images import load_image
+    from pipeline.models.preprocess import Preprocess
+
+    photo = tmp_path / "phone.jpg"
+    _exif_photo(photo, 6)  # 6: rotate 90 degrees clockwise to display
+    img = load_image(photo)
+    assert img.size == (20, 40)  # displayed portrait, not the stored landscape
+    arr = np.asarray(img).astype(int)
+    assert arr[2, 10, 0] > 200 and arr[-3, 10, 2] > 200  # red on top, blue at the bottom, as the user sees it
+    assert _image_size(photo) == (20, 40)
+    x = Preprocess(size=(40, 20)).image_to_tensor(photo)  # training, CAMs and inference share this
+    assert x[0, 2, 10] > x[2, 2, 10] and x[2, -3, 10] > x[0, -3, 10]
+
+
+def test_no_module_opens_photos_around_the_one_loader() -> None:
+    root = Path(__file__).resolve().parents[1] / "pipeline"
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if p.name != "images.py" and "Image.open(" in p.read_text()]
+    assert offenders == [], f"photos must be read through pipeline.images (EXIF, size checks): {offenders}"
+
+
+def _alarm(seconds: int):
+    import signal
+
+    def fail(*_):
+        raise TimeoutError(f"blocked for more than {seconds} s")
+
+    signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+
+
+def test_a_named_pipe_is_refused_as_a_photo_instead_of_blocking(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from pipeline.errors import BadImageError
+    from pipeline.images import load_image
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    _alarm(10)
+    try:
+        with pytest.raises(BadImageError, match="not a regular file"):
+            load_image(fifo)
+    finally:
+        signal.alarm(0)
