@@ -125,6 +125,18 @@ def check_regular_file(path: Path) -> None:
                             "Pass a photo file saved on disk.")
 
 
+ACHROMATIC_CHROMA = 8  # 0-255 channel spread: below this at the 99th percentile a photo carries no colour
+
+
+def is_achromatic(img: Image.Image) -> bool:
+    """True for a photo without colour (grayscale, 16-bit mono, or RGB with equal channels): hues can't be judged."""
+    small = img.convert("RGB")
+    small.thumbnail((128, 128))
+    arr = np.asarray(small, dtype=np.int16)
+    spread = arr.max(axis=-1) - arr.min(axis=-1)
+    return float(np.percentile(spread, 99)) < ACHROMATIC_CHROMA
+
+
 def load_image(source: ImageSource) -> Image.Image:
     """Load a path, PIL image or HxW / HxWxC array as an 8-bit RGB PIL image, or raise BadImageError.
 

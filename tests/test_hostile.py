@@ -159,3 +159,40 @@ def test_a_named_pipe_is_refused_as_a_photo_instead_of_blocking(tmp_path: Path) 
             load_image(fifo)
     finally:
         signal.alarm(0)
+
+
+@pytest.fixture(scope="module")
+def trained_model(synthetic_species_dir, tmp_path_factory) -> Path:
+    from pipeline.train import train_classifier
+
+    out = tmp_path_factory.getbasetemp() / "describe-model"  # the same model the describe tests train
+    if not (out / "card.json").is_file():
+        train_classifier(synthetic_species_dir, out, image_size=64, epochs=100, device="cpu")
+    return out
+
+
+def test_grayscale_photos_warn_and_keep_colour_traits_out(trained_model: Path, synthetic_species_dir: Path,
+                                                          tmp_path: Path, one_torch_thread) -> None:
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from pipeline.describe import NO_COLOUR_WARNING, Pipeline
+    from pipeline.images import is_achromatic, load_image
+
+    m = pd.read_csv(synthetic_species_dir / "manifest.csv")
+    row = m[m["split"] == "test"].iloc[0]
+    photo = synthetic_species_dir / row["image"]
+    contrast = [s for s in sorted(m["species"].unique()) if s != row["species"]][0]
+    rgb = load_image(photo)
+    gray8 = rgb.convert("L")
+    gray16 = Image.fromarray((np.asarray(gray8).astype(np.uint16) * 257)).convert("I;16")
+    flat = gray8.convert("RGB")  # colour file, no chroma
+    assert not is_achromatic(rgb) and all(is_achromatic(load_image(x)) for x in (gray8, gray16, flat))
+    pipe = Pipeline.load(trained_model, scorer="color", device="cpu")
+    colour = pipe.describe(rgb, contrast, target_species=row["species"], top_k=8)
+    assert NO_COLOUR_WARNING not in colour.warnings and any(t.trait.attribute == "colour" for t in colour.traits)
+    for img in (gray8, gray16, flat):
+        r = pipe.describe(img, contrast, target_species=row["species"], top_k=8)
+        assert NO_COLOUR_WARNING in r.warnings
+        assert [t.trait.attribute for t in r.traits if t.trait.attribute == "colour"] == []
