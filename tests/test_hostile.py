@@ -196,3 +196,66 @@ def test_grayscale_photos_warn_and_keep_colour_traits_out(trained_model: Path, s
         r = pipe.describe(img, contrast, target_species=row["species"], top_k=8)
         assert NO_COLOUR_WARNING in r.warnings
         assert [t.trait.attribute for t in r.traits if t.trait.attribute == "colour"] == []
+
+
+def _tiny_set(folder: Path) -> list[str]:
+    import numpy as np
+    from PIL import Image
+
+    names = []
+    for i in range(4):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(folder / f"p{i}.png")
+        names.append(f"p{i}.png")
+    return names
+
+
+def test_training_manifest_with_one_photo_under_two_species_reports_the_conflict(tmp_path: Path) -> None:
+    from pipeline.datasets import read_dataset
+    from pipeline.errors import DatasetError
+
+    p = _tiny_set(tmp_path)
+    manifest = write_csv(tmp_path / "m.csv", "image,species", [(p[0], A), (p[1], A), (p[2], B), (p[3], B), (p[0], B)])
+    with pytest.raises(DatasetError, match=r"(?s)p0.png: Vanessa atalanta, Vanessa cardui.*delete the others"):
+        read_dataset(tmp_path, manifest)
+    # Identical rows are only duplicates: skipped and listed, not a conflict.
+    write_csv(tmp_path / "m.csv", "image,species", [(p[0], A), (p[1], A), (p[2], B), (p[3], B), (p[0], A)])
+    assert [why for _, why in read_dataset(tmp_path, manifest).skipped] == ["duplicate row"]
+
+
+def test_manifest_and_descriptions_columns_match_whatever_their_case(tmp_path: Path) -> None:
+    from pipeline.datasets import read_dataset
+    from traits.expert import load_expert
+
+    p = _tiny_set(tmp_path)
+    manifest = write_csv(tmp_path / "m.csv", "Image, Scientific_Name", [(p[0], A), (p[1], A), (p[2], B), (p[3], B)])
+    assert sorted(read_dataset(tmp_path, manifest).species) == [A, B]
+    desc = tmp_path / "species.csv"
+    desc.write_text('Scientific_Name,Description\nVanessa atalanta,"Above, black with red bands across FW."\n')
+    lists = load_expert(desc)
+    assert list(lists) == [A] and lists[A].traits
+
+
+@pytest.mark.parametrize("size", [-5, 0, 1, 31])
+def test_train_refuses_image_sizes_the_backbone_cannot_use(size: int) -> None:
+    from pipeline.errors import ConfigError
+    from pipeline.models.backbones import create_backbone
+
+    with pytest.raises(ConfigError, match="image-size"):
+        create_backbone("efficientnet_lite0", weights="random", image_size=size)
+    assert create_backbone("efficientnet_lite0", weights="random", image_size=32).preprocess.size == (32, 32)
+
+
+@pytest.mark.parametrize("what", ["bad byte after 8 KB", "very long field"])
+def test_descriptions_csv_damage_is_a_clear_error(tmp_path: Path, what: str) -> None:
+    from traits.errors import TraitsError
+    from traits.expert import load_expert
+
+    desc = tmp_path / "species.csv"
+    body = "".join(f'Species {i},"Above, black with red bands."\n' for i in range(400)).encode()
+    if what == "bad byte after 8 KB":
+        data = b"scientific_name,description\n" + body + b"Bad one,\xff\xfe broken\n"
+    else:
+        data = b"scientific_name,description\n" + b'Long one,"' + b"x" * 200_000 + b'"\n'
+    desc.write_bytes(data)
+    with pytest.raises(TraitsError, match="UTF-8|not a readable CSV"):
+        load_expert(desc)

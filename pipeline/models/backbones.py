@@ -44,6 +44,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
     import timm  # heavy (about 1 s): only when a backbone is built, never at CLI start
 
     arch, default_weights = ALIASES.get(name, (name, "hub"))
+    _check_image_size(image_size)
     if weights == "default":
         weights = default_weights
     if weights is None:
@@ -56,6 +57,8 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
         raise UnknownChoiceError(f"Unknown backbone {name!r}.",
                           f"Use a timm model name, e.g. {', '.join(close) or 'efficientnet_lite0, resnet50, vit_base_patch16_224'}.")
     model = _create_from_hub(arch, kwargs) if weights == "hub" else timm.create_model(arch, pretrained=False, **kwargs)
+    if image_size is not None:
+        _check_fits(model, name, image_size)
     if weights == efficientnet_lite0.WEIGHTS_ID:
         efficientnet_lite0.load_packaged_weights(model)
     elif weights not in ("hub", "random"):
@@ -65,6 +68,38 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
     preprocess = Preprocess.from_timm(model, size=image_size)
     return Backbone(model=model, preprocess=preprocess, name=name, arch=arch, weights=str(weights),
                     num_features=int(model.num_features))
+
+
+MAX_IMAGE_SIZE = 4096  # beyond this one photo's activations no longer fit in a typical GPU or laptop
+
+
+def _check_image_size(image_size: object) -> None:
+    if image_size is None:
+        return
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 1 <= image_size <= MAX_IMAGE_SIZE:
+        raise ConfigError(f"--image-size must be a whole number of pixels from 1 to {MAX_IMAGE_SIZE}, not "
+                          f"{image_size!r}.", "Leave it out to use the backbone's own size (224 px for most).")
+
+
+def _check_fits(model: nn.Module, name: str, image_size: int) -> None:
+    """Refuse input sizes that leave the backbone less than one cell of its last feature map (or a ViT patch)."""
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    if patch is not None:
+        step = max(patch) if isinstance(patch, (tuple, list)) else int(patch)
+        if image_size < step or image_size % step:
+            raise ConfigError(f"--image-size {image_size} does not fit backbone {name!r} (patches of {step} px).",
+                              f"Use a multiple of {step} px, e.g. {max(step, round(image_size / step) * step)}.")
+        return
+    info = getattr(model, "feature_info", None)
+    try:
+        step = int(info[-1]["reduction"]) if info else 32
+    except (TypeError, KeyError, IndexError):
+        step = 32
+    if image_size < step:
+        raise ConfigError(f"--image-size {image_size} is below what backbone {name!r} needs: it shrinks a photo "
+                          f"{step} times, so {image_size} px leaves no feature map to train on or explain.",
+                          f"Use at least {step} px; {2 * step} px or more gives maps with detail (default: the "
+                          "backbone's own size).")
 
 
 def _create_from_hub(arch: str, kwargs: dict) -> nn.Module:
