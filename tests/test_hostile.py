@@ -259,3 +259,45 @@ def test_descriptions_csv_damage_is_a_clear_error(tmp_path: Path, what: str) -> 
     desc.write_bytes(data)
     with pytest.raises(TraitsError, match="UTF-8|not a readable CSV"):
         load_expert(desc)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The CLI boundary: no traceback reaches the user, each failure has an exit code.
+
+def _cli(args: list[str]) -> int:
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    return done.value.code
+
+
+def test_cli_turns_an_unexpected_error_into_a_short_message_with_a_log(monkeypatch, tmp_path: Path, capsys) -> None:
+    import pipeline.train
+
+    def broken(*a, **k):
+        raise ValueError("something nobody planned for")
+
+    monkeypatch.setattr(pipeline.train, "train_classifier", broken)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("FINER_TRAITS_DEBUG", raising=False)
+    assert _cli(["train", str(tmp_path), "--out", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "ValueError: something nobody planned for" in err and "--debug" in err
+    [log] = (tmp_path / "state" / "finer-traits" / "logs").iterdir()
+    assert str(log) in err.replace("\n", "") or log.name in err
+    assert "Traceback" in log.read_text() and "something nobody planned for" in log.read_text()
+    assert _cli(["--debug", "train", str(tmp_path), "--out", str(tmp_path / "m")]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_ctrl_c_says_run_again_to_resume(monkeypatch, tmp_path: Path, capsys) -> None:
+    import pipeline.train
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.train, "train_classifier", interrupted)
+    assert _cli(["train", str(tmp_path), "--out", str(tmp_path / "m")]) == 130
+    err = capsys.readouterr().err
+    assert "run the same command again to resume" in err and "Aborted" not in err
