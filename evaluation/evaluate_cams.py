@@ -38,7 +38,7 @@ from traits.errors import (
     UnknownChoiceError,
     UnknownSpeciesError,
 )
-from traits.io import atomic_write, write_text_atomic
+from traits.io import atomic_write, make_folder, write_text_atomic
 
 # +1: higher is better, -1: lower is better. Names are the per-image CSV columns.
 GT_FREE = {"rd@5": 1, "rd@10": 1, "deletion": -1, "insertion": 1, "morf": -1, "lerf": 1, "road": 1,
@@ -514,7 +514,7 @@ def run_benchmark(classifier, evalset: EvalSet, methods: Sequence[str], out: str
     if len(evalset) == 0:
         raise DatasetError("No images to evaluate.", "Check --split, --limit and --pairs.")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     fp = _fingerprint(classifier, evalset, metric_list, gamma, seed, layer)
     run_json = out / "run.json"
     reuse = resume and run_json.is_file() and json.loads(run_json.read_text()).get("fingerprint") == fp

@@ -24,7 +24,7 @@ from pipeline.models.classifier import LinearProbeClassifier, pooled_features
 from pipeline.models.io import save_classifier
 from pipeline.models.preprocess import Preprocess
 from traits.errors import BadImageError, DatasetError, UnknownChoiceError
-from traits.io import atomic_write, write_json_atomic
+from traits.io import atomic_write, make_folder, write_json_atomic
 
 log = logging.getLogger(__name__)
 HEADS = ("multilayer", "pooled")
@@ -193,13 +193,13 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     if head not in HEADS:
         raise UnknownChoiceError(f"Unknown head {head!r}.", f"Use one of: {', '.join(HEADS)}.")
     start = time.perf_counter()
+    out = make_folder(out, "model folder", create=False)  # checked first: not after a long feature extraction
     dev = resolve_device(device)
     dataset = read_dataset(data, manifest, seed=seed)
     bb = create_backbone(backbone, weights=weights, image_size=image_size)
     taps = list(taps or default_taps(bb.model)) if head == "multilayer" else []
     if head == "multilayer" and not taps:
         log.warning("Backbone %s has no convolutional stages to tap; training a pooled head instead.", bb.name)
-    out = Path(out)
     cache = FeatureCache(out / ".cache", bb, taps)
     feats, ok, failures = extract_features(bb, list(dataset.frame["path"]), dev, cache, batch_size, workers, taps)
     skipped = dataset.skipped + [(p, f"unreadable image: {why}") for p, why in failures.items()]

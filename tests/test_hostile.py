@@ -10,11 +10,10 @@ from test_batch import A, B, C, FakePipeline, data, model_dir, write_csv  # noqa
 from pipeline.batch import run_batch
 from traits.db import TraitDB
 
-
 # ---------------------------------------------------------------------------------------------------------
 # Silently wrong results.
 
-def test_batch_redescribes_a_photo_whose_label_was_corrected(data: dict, model_dir: Path, tmp_path: Path) -> None:
+def test_batch_redescribes_a_photo_whose_label_was_corrected(data: dict, model_dir: Path, tmp_path: Path) -> None:  # noqa: F811 (fixtures from test_batch)
     folder, db = data["folder"], f"sqlite:///{tmp_path / 'relabel.sqlite'}"
     rows = [(rel, sp) for rel, sp in data["rows"]]
     wrong = [(rel, C if rel.endswith("/40.png") else sp) for rel, sp in rows]  # a Red Admiral labelled Aglais io
@@ -43,7 +42,7 @@ def test_batch_redescribes_a_photo_whose_label_was_corrected(data: dict, model_d
     assert again.described == 0 and again.already_done == 8
 
 
-def test_batch_refuses_relabelling_a_curated_photo_and_says_how(data: dict, model_dir: Path, tmp_path: Path) -> None:
+def test_batch_refuses_relabelling_a_curated_photo_and_says_how(data: dict, model_dir: Path, tmp_path: Path) -> None:  # noqa: F811 (fixtures from test_batch)
     from traits.review import set_status
 
     folder, db = data["folder"], f"sqlite:///{tmp_path / 'curated.sqlite'}"
@@ -68,7 +67,7 @@ def test_batch_refuses_relabelling_a_curated_photo_and_says_how(data: dict, mode
     assert "was described as Aglais io" in err["message"] and "new --db" in err["message"]
 
 
-def test_batch_describes_a_photo_whose_content_changed(data: dict, model_dir: Path, tmp_path: Path) -> None:
+def test_batch_describes_a_photo_whose_content_changed(data: dict, model_dir: Path, tmp_path: Path) -> None:  # noqa: F811 (fixtures from test_batch)
     import numpy as np
     from PIL import Image
 
@@ -79,7 +78,7 @@ def test_batch_describes_a_photo_whose_content_changed(data: dict, model_dir: Pa
     assert again.described == 1 and again.already_done == 7
 
 
-def test_two_batches_on_one_run_do_not_both_claim_a_photo(data: dict, model_dir: Path, tmp_path: Path) -> None:
+def test_two_batches_on_one_run_do_not_both_claim_a_photo(data: dict, model_dir: Path, tmp_path: Path) -> None:  # noqa: F811 (fixtures from test_batch)
     db = f"sqlite:///{tmp_path / 'two.sqlite'}"
     other: dict = {}
 
@@ -186,7 +185,7 @@ def test_grayscale_photos_warn_and_keep_colour_traits_out(trained_model: Path, s
     contrast = [s for s in sorted(m["species"].unique()) if s != row["species"]][0]
     rgb = load_image(photo)
     gray8 = rgb.convert("L")
-    gray16 = Image.fromarray((np.asarray(gray8).astype(np.uint16) * 257)).convert("I;16")
+    gray16 = Image.fromarray(np.asarray(gray8).astype(np.uint16) * 257).convert("I;16")
     flat = gray8.convert("RGB")  # colour file, no chroma
     assert not is_achromatic(rgb) and all(is_achromatic(load_image(x)) for x in (gray8, gray16, flat))
     pipe = Pipeline.load(trained_model, scorer="color", device="cpu")
@@ -301,3 +300,117 @@ def test_ctrl_c_says_run_again_to_resume(monkeypatch, tmp_path: Path, capsys) ->
     assert _cli(["train", str(tmp_path), "--out", str(tmp_path / "m")]) == 130
     err = capsys.readouterr().err
     assert "run the same command again to resume" in err and "Aborted" not in err
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Errors handled where they arise, with a message that names the problem and the fix.
+
+@pytest.mark.parametrize("field,value", [("class_names", "Vanessa atalanta"), ("class_names", [1, 2]),
+                                         ("preprocess", {"size": "big"}), ("preprocess", [224]),
+                                         ("backbone", "efficientnet"), ("common_names", ["x"]), ("kind", 3)])
+def test_a_model_card_field_of_the_wrong_type_is_named(tmp_path: Path, field: str, value: object) -> None:
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from pipeline.errors import CheckpointError
+    from pipeline.models.io import load_classifier
+
+    card = {"kind": "linear_probe", "class_names": [A, B], "common_names": [None, None],
+            "preprocess": {"size": [32, 32], "mean": [0.5] * 3, "std": [0.5] * 3}, "backbone": {"name": "efficientnet_lite0"}}
+    card[field] = value
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    save_file({"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}, str(tmp_path / "head.safetensors"))
+    with pytest.raises(CheckpointError, match=f"'{field}'"):
+        load_classifier(tmp_path, device="cpu")
+
+
+def test_predict_with_no_images_says_so(trained_model: Path) -> None:
+    from pipeline.errors import BadImageError
+    from pipeline.models.io import load_classifier
+
+    clf = load_classifier(trained_model, device="cpu")
+    with pytest.raises(BadImageError, match="No images"):
+        clf.predict([])
+
+
+def _trait_db(tmp_path: Path, inputs: dict, model: Path) -> str:
+    db = f"sqlite:///{tmp_path / 'traits.sqlite'}"
+    run_batch(inputs["manifest"], model, db, pairs=inputs["pairs"], pipeline=FakePipeline(), progress=False)
+    return db
+
+
+@pytest.mark.parametrize("args", [["db", "summary", "--run", "99999999999999999999999"],
+                                  ["db", "errors", "--run", "99999999999999999999999"],
+                                  ["db", "review", "accept", "99999999999999999999999"],
+                                  ["db", "review", "history", "-5"]])
+def test_huge_or_negative_ids_are_usage_errors(data: dict, model_dir: Path, tmp_path: Path, capsys,  # noqa: F811
+                                               args: list[str]) -> None:
+    db = _trait_db(tmp_path, data, model_dir)
+    assert _cli([*args, "--db", db]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_huge_ids_through_the_python_api_are_a_clear_error(data: dict, model_dir: Path,  # noqa: F811
+                                                           tmp_path: Path) -> None:
+    from pipeline.errors import FinerTraitsError
+    from traits.review import set_status
+
+    with TraitDB(_trait_db(tmp_path, data, model_dir)) as tdb:
+        with pytest.raises(FinerTraitsError, match="too large"):
+            tdb.check_run(10**30)
+        with pytest.raises(FinerTraitsError, match="too large"):
+            set_status(tdb, [10**30], "accepted", curator="x")
+
+
+def test_a_garbage_sqlite_file_is_a_database_error(data: dict, model_dir: Path, tmp_path: Path,  # noqa: F811
+                                                   capsys) -> None:
+    import random
+
+    db = _trait_db(tmp_path, data, model_dir)
+    path = tmp_path / "traits.sqlite"
+    raw = path.read_bytes()
+    rng = random.Random(0)
+    path.write_bytes(raw[:100] + bytes(rng.randrange(256) for _ in range(len(raw) - 100)))
+    for args in (["db", "info"], ["db", "summary"], ["db", "export", "-f", "csv", "-o", str(tmp_path / "x.csv")]):
+        assert _cli([*args, "--db", db]) == 2
+        err = capsys.readouterr().err
+        assert "FT020" in err and "Traceback" not in err
+    assert _cli(["batch", str(data["manifest"]), "--model", str(model_dir), "--db", db, "--no-progress"]) == 2
+
+
+def test_a_file_where_a_folder_is_expected_is_named(tmp_path: Path, capsys) -> None:
+    from pipeline.errors import ConfigError
+    from traits.io import make_folder
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match=f"{blocker} is a file"):
+        make_folder(blocker / "model")
+    assert _cli(["synth", "species", str(blocker / "out"), "--n-per-class", "1", "--size", "32"]) == 2
+    assert _cli(["train", str(tmp_path), "--out", str(blocker)]) == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "Traceback" not in err and err.count("is a file, not a folder") == 2
+
+
+def test_export_on_a_full_disk_keeps_the_old_file_and_says_so(data: dict, model_dir: Path,  # noqa: F811
+                                                              tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import pandas as pd
+
+    from pipeline.errors import FinerTraitsError
+    from traits.export import export
+
+    out = tmp_path / "traits.csv"
+    out.write_text("old\n")
+    with TraitDB(_trait_db(tmp_path, data, model_dir)) as tdb:
+        def full(self, path, *a, **k):
+            Path(path).write_text("half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+        with pytest.raises(FinerTraitsError, match="No space left on device"):
+            export(tdb, "csv", out)
+    assert out.read_text() == "old\n" and [p.name for p in tmp_path.iterdir() if p.name.startswith(".traits")] == []

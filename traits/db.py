@@ -407,6 +407,14 @@ def translate_error(exc: BaseException, url: str) -> FinerTraitsError:
                          "Check --db; if the file was edited by hand or by another tool, restore it from a copy.")
 
 
+SQL_INT_MAX = 2**63 - 1  # the largest id SQLite and PostgreSQL can store
+
+
+def _too_large(exc: BaseException) -> FinerTraitsError:
+    return BadValueError(f"A number given is too large for the database ({exc}); ids go up to {SQL_INT_MAX}.",
+                       "Use an id listed by `finer-traits db info` or `finer-traits db review list`.")
+
+
 class TraitDB:
     """The trait database behind one URL (SQLite file by default, or PostgreSQL).
 
@@ -486,6 +494,8 @@ class TraitDB:
                     yield conn
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc, self.url) from exc
+        except OverflowError as exc:  # the driver refuses ints beyond 64 bits (a run or assertion id typed wrong)
+            raise _too_large(exc) from exc
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -495,6 +505,8 @@ class TraitDB:
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc, self.url) from exc
+        except OverflowError as exc:
+            raise _too_large(exc) from exc
 
     def schema_version(self) -> str | None:
         """The migration revision the database is at."""

@@ -57,8 +57,6 @@ def main(argv: list[str] | None = None) -> None:
     """
     import os
 
-    import click
-
     global _debug
     args = list(sys.argv[1:] if argv is None else argv)
     _debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
@@ -72,18 +70,31 @@ def main(argv: list[str] | None = None) -> None:
             err_console.print_exception()
         err_console.print(f"[bold red]error[/] {_escape(str(exc))}", highlight=False)
         code = 2
-    except click.exceptions.Abort:  # click turns KeyboardInterrupt into Abort
+    except _click_exceptions("Abort"):  # click turns KeyboardInterrupt (and EOF at a prompt) into Abort
         err_console.print(INTERRUPTED, highlight=False)
         code = 130
     except KeyboardInterrupt:
         err_console.print(INTERRUPTED, highlight=False)
         code = 130
-    except click.ClickException as exc:
+    except _click_exceptions("ClickException") as exc:
         _show_usage_error(exc)
         code = exc.exit_code
     except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug or an unhandled case
         code = _unexpected(exc, args)
     sys.exit(code)
+
+
+def _click_exceptions(name: str) -> tuple[type[BaseException], ...]:
+    """The click exception class of that name, from click and from the copy of click that typer ships."""
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 def _escape(text: str) -> str:
