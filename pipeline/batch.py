@@ -9,10 +9,14 @@ at most the photo in flight and never leaves half of one.
 from __future__ import annotations
 
 import csv
+import ctypes
 import hashlib
 import json
 import multiprocessing as mp
+import os
 import signal
+import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -325,8 +329,35 @@ class _Describer:
 _WORKER: _Describer | None = None
 
 
-def _init_worker(model_dir: str, scorer: str, expert: str | None, top_k: int) -> None:
+def die_with_parent(parent_pid: int, poll: float = 1.0) -> None:
+    """Make this worker process end when its parent does, even after a `kill -9` of the parent.
+
+    A worker holds its own copy of the models (about 1.2 GB); orphaned it would keep that memory until it
+    finished its photo. Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG);
+    everywhere: a daemon thread checks every `poll` seconds whether the parent is still there.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no prctl here: the thread below still does the job
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="finer-traits-parent-watch", daemon=True).start()
+
+
+def _init_worker(model_dir: str, scorer: str, expert: str | None, top_k: int, parent_pid: int | None = None) -> None:
     global _WORKER
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides what stops
     torch.set_num_threads(1)  # N workers x all cores each would oversubscribe the CPU
     _WORKER = _Describer(load_pipeline(model_dir, scorer, expert), Path(model_dir), top_k)
@@ -517,7 +548,7 @@ def _run_parallel(todo: list, workers: int, model_dir: Path, scorer: str, expert
     running: dict[Future, BatchItem] = {}
     # spawn: forked copies of a process holding torch threads or DB connections are unsafe.
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(str(model_dir), scorer, expert, top_k))
+                               initargs=(str(model_dir), scorer, expert, top_k, os.getpid()))
     try:
         while queue or running:
             while queue and len(running) < 2 * workers:

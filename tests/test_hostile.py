@@ -414,3 +414,56 @@ def test_export_on_a_full_disk_keeps_the_old_file_and_says_so(data: dict, model_
         with pytest.raises(FinerTraitsError, match="No space left on device"):
             export(tdb, "csv", out)
     assert out.read_text() == "old\n" and [p.name for p in tmp_path.iterdir() if p.name.startswith(".traits")] == []
+
+
+def test_batch_workers_die_with_their_parent_after_kill_9(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # A parent that starts two spawn workers the way batch does, keeps them busy, and prints their pids.
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing as mp, os, sys, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from pipeline.batch import die_with_parent\n"
+        "def busy(_):\n"
+        "    print(os.getpid(), flush=True)\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(2, mp_context=mp.get_context('spawn'), initializer=die_with_parent,\n"
+        "                               initargs=(os.getpid(), 0.2))\n"
+        "    futures = [pool.submit(busy, i) for i in range(2)]\n"
+        "    time.sleep(120)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        workers = [int(parent.stdout.readline()) for _ in range(2)]
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        alive = workers
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = [pid for pid in workers if _alive(pid)]
+        assert alive == [], f"workers {alive} outlived their killed parent"
+    finally:
+        for pid in [parent.pid, *locals().get("workers", [])]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (dead, not yet reaped by init) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
