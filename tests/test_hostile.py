@@ -467,3 +467,72 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Smaller gaps.
+
+def test_csv_exports_neutralise_formulas_but_parquet_keeps_the_text(tmp_path: Path) -> None:
+    import csv
+
+    import pandas as pd
+    from db_helpers import make_result
+
+    from traits.db import ImageRecord
+    from traits.export import export
+
+    result = make_result(A, B, [("forewing", "colour", "red"), ("hindwing", "pattern", "banded")])
+    result["traits"][0]["phrase"] = '=HYPERLINK("http://evil.example","click")'
+    result["traits"][1]["phrase"] = "@SUM(A1:A9)"
+    with TraitDB(tmp_path / "t.sqlite") as tdb:
+        run = tdb.start_run({"x": 1}, classifier="m")
+        tdb.write_image_results(run.id, ImageRecord("ab" * 32, "-1+1.jpg", A), [result])
+        export(tdb, "csv", tmp_path / "t.csv")
+        export(tdb, "parquet", tmp_path / "t.parquet")
+    with open(tmp_path / "t.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["phrase"] for r in rows] == ["'=HYPERLINK(\"http://evil.example\",\"click\")", "'@SUM(A1:A9)"]
+    assert rows[0]["image_path"] == "'-1+1.jpg"
+    assert [r["direction"] for r in rows] == ["+", "-"] and float(rows[0]["score"]) == pytest.approx(0.4)
+    raw = pd.read_parquet(tmp_path / "t.parquet")
+    assert raw["phrase"].iloc[1] == "@SUM(A1:A9)" and raw["image_path"].iloc[0] == "-1+1.jpg"
+
+
+def test_model_folder_files_share_one_permission_policy(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    import torch
+
+    from pipeline.models.backbones import create_backbone
+    from pipeline.models.classifier import LinearProbeClassifier
+    from pipeline.models.io import save_classifier
+
+    bb = create_backbone("efficientnet_lite0", weights="random", image_size=32)
+    clf = LinearProbeClassifier(bb.model, torch.nn.Linear(bb.num_features, 2), [A, B], None, bb.preprocess)
+    old = os.umask(0o022)
+    try:
+        out = save_classifier(clf, tmp_path / "m")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert modes == {"head.safetensors": 0o644, "card.json": 0o644}
+
+
+def test_a_refused_pickled_checkpoint_keeps_pytorchs_warning_and_suggests_no_download(tmp_path: Path) -> None:
+    import argparse
+
+    import torch
+
+    from pipeline.errors import CheckpointError
+    from pipeline.models.backbones import read_state_dict
+    from pipeline.models.openclip import load_open_clip
+
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(2), "args": argparse.Namespace(lr=1)}, path)
+    for load in (lambda: read_state_dict(path), lambda: load_open_clip(f"ViT-B-32@{path}")):
+        with pytest.raises(CheckpointError) as err:
+            load()
+        text = str(err.value)
+        assert "arbitrary code execution" in text and "argparse.Namespace" in text
+        assert "download" not in text.lower() and "\x1b[" not in text

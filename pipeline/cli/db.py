@@ -59,6 +59,7 @@ def summary(
     out: Annotated[Path | None, typer.Option(help="Also write the full summary as CSV here.")] = None,
 ) -> None:
     """Per species pair: the traits found, how often, agreement with experts and curation state."""
+    from traits.export import neutralise_formulas
     from traits.io import atomic_write, output_file
     from traits.summary import summarise
 
@@ -85,7 +86,7 @@ def summary(
                           agree, f"{r.accepted}/{r.rejected}/{r.pending}")
         console.print(table)
     if out is not None:
-        atomic_write(output_file(out), lambda p: frame.to_csv(p, index=False))
+        atomic_write(output_file(out), lambda p: neutralise_formulas(frame).to_csv(p, index=False))
         console.print(f"Full summary written to {out}.")
 
 
