@@ -536,3 +536,24 @@ def test_a_refused_pickled_checkpoint_keeps_pytorchs_warning_and_suggests_no_dow
         text = str(err.value)
         assert "arbitrary code execution" in text and "argparse.Namespace" in text
         assert "download" not in text.lower() and "\x1b[" not in text
+
+
+def test_named_pipes_are_refused_wherever_a_file_is_read(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from pipeline.errors import FinerTraitsError
+    from pipeline.models.backbones import read_state_dict
+    from traits.csv_io import load_trait_csv
+    from traits.expert import load_expert
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    _alarm(20)
+    try:
+        for read in (lambda: load_trait_csv(fifo), lambda: load_expert(fifo), lambda: read_state_dict(fifo),
+                     lambda: TraitDB(fifo)):
+            with pytest.raises(FinerTraitsError, match="not a regular file"):
+                read()
+    finally:
+        signal.alarm(0)

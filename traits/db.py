@@ -441,6 +441,9 @@ class TraitDB:
             in_memory = db in ("", ":memory:") or db.startswith("file::memory:")
             if not in_memory and not parsed.query.get("uri"):
                 path = Path(db)
+                if path.exists() and not path.is_file():  # a folder, or a named pipe SQLite would block on
+                    raise DatabaseError(f"The database {path} is not a regular file.",
+                                        "Pass a SQLite file (or a new file name) as --db.")
                 if not path.exists() and not create:
                     raise DatabaseError(f"The database file {path} does not exist.",
                                         "Run `finer-traits batch ... --db` first, or pass the right --db.")

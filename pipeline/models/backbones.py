@@ -144,6 +144,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a state dict safely (safetensors, or torch.load with weights_only=True)."""
     if not path.exists():
         raise ModelUnavailableError(f"Weights file {path} does not exist.", "Check the path passed as weights.")
+    if not path.is_file():  # a folder, or a named pipe that would block torch.load forever
+        raise CheckpointError(f"Weights {path} is not a regular file.", "Pass a .safetensors or .pth file.")
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
