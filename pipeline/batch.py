@@ -253,9 +253,9 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
                     f"No contrast species for {name} in the pairs file.",
                     "Add a row with it to --pairs, or leave --pairs out to use the classifier's nearest species.")))
                 continue
-        if not row.path.is_file():
-            what = ("is not a regular file (a folder, named pipe or device)" if row.path.exists()
-                    else "does not exist")
+        if not _is_file(row.path):
+            what = ("is not a regular file (a folder, named pipe or device)" if _exists(row.path)
+                    else "does not exist or cannot be named on this system")
             errors.append(_RowError.of(row, name, BadImageError(
                 f"Image file {row.path} {what}.",
                 "Check the path (paths are relative to the manifest's folder).")))
@@ -282,6 +282,20 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
         items.append(item)
     errors.sort(key=lambda e: e.line)
     return items, errors, duplicates, keys
+
+
+def _is_file(path: Path) -> bool:
+    try:  # a name the OS refuses (too long, ...) raises instead of answering False
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _image_size(path: Path) -> tuple[int | None, int | None]:

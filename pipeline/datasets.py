@@ -147,10 +147,18 @@ def _read_manifest(path: Path) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     dup = frame.duplicated("path")
     skipped += [(p, "duplicate row") for p in frame.loc[dup, "path"]]
     frame = frame[~dup]
-    exists = frame["path"].map(lambda p: Path(p).is_file())
+    exists = frame["path"].map(_is_file)
     skipped += [(p, "file not found") for p in frame.loc[~exists, "path"]]
     frame = frame[exists]
     for col in ("mask",):
         if col in frame:
             frame[col] = [str((base / str(p)).resolve()) if isinstance(p, str) else None for p in frame[col]]
     return frame, skipped
+
+
+def _is_file(path: str) -> bool:
+    # Path.is_file raises on a name the OS refuses (too long, ...): such a row names no usable file either.
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
