@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_batch import A, B, C, FakePipeline, data, model_dir, write_csv  # noqa: F401 (fixtures)
+from test_batch import A, B, C, FakePipeline, data, model_dir, url, write_csv  # noqa: F401 (fixtures)
 
 from pipeline.batch import run_batch
 from traits.db import TraitDB
@@ -13,8 +13,8 @@ from traits.db import TraitDB
 # ---------------------------------------------------------------------------------------------------------
 # Silently wrong results.
 
-def test_batch_redescribes_a_photo_whose_label_was_corrected(data: dict, model_dir: Path, tmp_path: Path) -> None:  # noqa: F811 (fixtures from test_batch)
-    folder, db = data["folder"], f"sqlite:///{tmp_path / 'relabel.sqlite'}"
+def test_batch_redescribes_a_photo_whose_label_was_corrected(data: dict, model_dir: Path, url: str) -> None:  # noqa: F811 (fixtures from test_batch)
+    folder, db = data["folder"], url
     rows = [(rel, sp) for rel, sp in data["rows"]]
     wrong = [(rel, C if rel.endswith("/40.png") else sp) for rel, sp in rows]  # a Red Admiral labelled Aglais io
     first = run_batch(write_csv(folder / "m.csv", "image,species", wrong), model_dir, db, pairs=data["pairs"],
@@ -42,10 +42,10 @@ def test_batch_redescribes_a_photo_whose_label_was_corrected(data: dict, model_d
     assert again.described == 0 and again.already_done == 8
 
 
-def test_batch_refuses_relabelling_a_curated_photo_and_says_how(data: dict, model_dir: Path, tmp_path: Path) -> None:  # noqa: F811 (fixtures from test_batch)
+def test_batch_refuses_relabelling_a_curated_photo_and_says_how(data: dict, model_dir: Path, url: str) -> None:  # noqa: F811 (fixtures from test_batch)
     from traits.review import set_status
 
-    folder, db = data["folder"], f"sqlite:///{tmp_path / 'curated.sqlite'}"
+    folder, db = data["folder"], url
     rows = list(data["rows"])
     wrong = [(rel, C if rel.endswith("/40.png") else sp) for rel, sp in rows]
     run_batch(write_csv(folder / "m.csv", "image,species", wrong), model_dir, db, pairs=data["pairs"],

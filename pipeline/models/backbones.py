@@ -137,7 +137,7 @@ def refused_pickle(path: str | Path, exc: BaseException) -> CheckpointError | No
         f"{warning}",
         "On a machine where you trust the file, load it and save only the tensors, e.g. "
         "`torch.save(torch.load(f, weights_only=False).state_dict(), 'weights.pth')` or with safetensors' "
-        "save_file; then pass that file. finer-traits never runs pickled code.")
+        "save_file; then pass that file (pickled code is refused, never run).")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
