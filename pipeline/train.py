@@ -23,7 +23,7 @@ from pipeline.models.backbones import DEFAULT_BACKBONE, Backbone, create_backbon
 from pipeline.models.classifier import LinearProbeClassifier, pooled_features
 from pipeline.models.io import save_classifier
 from pipeline.models.preprocess import Preprocess
-from traits.errors import BadImageError, DatasetError, UnknownChoiceError
+from traits.errors import BadImageError, BadValueError, DatasetError, UnknownChoiceError
 from traits.io import atomic_write, make_folder, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ HEADS = ("multilayer", "pooled")
 # plain Finer-CAM at the last layer for pooled heads (no candidate there localises the differing part).
 DEFAULT_CAM = {"multilayer": {"method": "finer-refine-layercam", "gamma": 0.6},
                "pooled": {"method": "finer", "gamma": 0.6}}
+MAX_EPOCHS = 100_000  # full-batch steps of a linear head: far past convergence; more is a typo, not a plan
 CACHE_EVERY = 8  # batches between cache checkpoints: an interrupted extraction loses at most this much work
 
 
@@ -193,6 +194,9 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     if head not in HEADS:
         raise UnknownChoiceError(f"Unknown head {head!r}.", f"Use one of: {', '.join(HEADS)}.")
     start = time.perf_counter()
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
+        raise BadValueError(f"epochs must be a whole number from 1 to {MAX_EPOCHS:,}, not {epochs!r}.",
+                            "The default 300 is plenty for a linear head; use e.g. --epochs 300.")
     out = make_folder(out, "model folder", create=False)  # checked first: not after a long feature extraction
     dev = resolve_device(device)
     dataset = read_dataset(data, manifest, seed=seed)

@@ -30,7 +30,7 @@ _FILES: dict[str, Path] = {}
 def _hostile_files(root: Path, model: Path) -> dict[str, Path]:
     """Inputs a careless or hostile user might pass, by name."""
     rng = np.random.default_rng(0)
-    files = {"missing": root / "missing.jpg", "dir": root / "folder", "pipe": root / "pipe.jpg",
+    files = {"missing": root / "missing.jpg", "new_out": root / "new-output", "dir": root / "folder", "pipe": root / "pipe.jpg",
              "model": model, "out_dir": root / "outputs"}
     files["dir"].mkdir()
     files["out_dir"].mkdir()
@@ -76,7 +76,9 @@ def _path(*names: str):
 
 INPUTS = ("missing", "dir", "pipe", "junk.jpg", "empty.png", "photo.png", "gray16.png", "tiny.png", "bad.csv",
           "case.csv", "long.csv", "garbage.sqlite", "a_file", "under_file")
-OUTPUTS = ("missing", "dir", "a_file", "under_file", "out_dir", "pipe")
+# Outputs never land on the input names (but "dir"): a dataset synthesised there would turn later examples
+# into real training runs.
+OUTPUTS = ("new_out", "dir", "a_file", "under_file", "out_dir", "pipe")
 MODELS = ("model", "fake_model", "missing", "a_file", "dir", "junk.jpg")
 INTS = st.sampled_from(["-1", "0", "1", "2", "3", "33", "99999999999999999999999", "1e3", "x", ""])
 WORDS = st.sampled_from(["Vanessa atalanta", "painted lady", "Nonexistent", "", "0", "-1", "999", "[/]",

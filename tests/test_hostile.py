@@ -557,3 +557,12 @@ def test_named_pipes_are_refused_wherever_a_file_is_read(tmp_path: Path) -> None
                 read()
     finally:
         signal.alarm(0)
+
+
+def test_absurd_epochs_are_refused_instead_of_training_for_ever(tmp_path: Path, capsys) -> None:
+    from pipeline.errors import ConfigError
+    from pipeline.train import train_classifier
+
+    with pytest.raises(ConfigError, match="epochs"):
+        train_classifier(tmp_path, tmp_path / "m", epochs=10**23)
+    assert _cli(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--epochs", "99999999999999999999999"]) == 2
