@@ -58,14 +58,9 @@ def _hostile_files(root: Path, model: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory, synthetic_species_dir) -> dict[str, Path]:
-    """The hostile files, plus a real model (the one the describe tests train) so that checks past loading run."""
-    from pipeline.train import train_classifier
-
-    model = tmp_path_factory.getbasetemp() / "describe-model"
-    if not (model / "card.json").is_file():
-        train_classifier(synthetic_species_dir, model, image_size=64, epochs=100, device="cpu")
-    _FILES.update(_hostile_files(tmp_path_factory.mktemp("hostile"), model))
+def hostile(tmp_path_factory, describe_model_dir) -> dict[str, Path]:
+    """The hostile files, plus a real model (the describe tests' shared one) so that checks past loading run."""
+    _FILES.update(_hostile_files(tmp_path_factory.mktemp("hostile"), describe_model_dir))
     yield _FILES
     _FILES.clear()
 

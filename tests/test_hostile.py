@@ -161,13 +161,8 @@ def test_a_named_pipe_is_refused_as_a_photo_instead_of_blocking(tmp_path: Path) 
 
 
 @pytest.fixture(scope="module")
-def trained_model(synthetic_species_dir, tmp_path_factory) -> Path:
-    from pipeline.train import train_classifier
-
-    out = tmp_path_factory.getbasetemp() / "describe-model"  # the same model the describe tests train
-    if not (out / "card.json").is_file():
-        train_classifier(synthetic_species_dir, out, image_size=64, epochs=100, device="cpu")
-    return out
+def trained_model(describe_model_dir: Path) -> Path:
+    return describe_model_dir  # the session's shared describe model (tests/conftest.py)
 
 
 def test_grayscale_photos_warn_and_keep_colour_traits_out(trained_model: Path, synthetic_species_dir: Path,
@@ -272,12 +267,12 @@ def _cli(args: list[str]) -> int:
 
 
 def test_cli_turns_an_unexpected_error_into_a_short_message_with_a_log(monkeypatch, tmp_path: Path, capsys) -> None:
-    import pipeline.train
+    import pipeline
 
     def broken(*a, **k):
         raise ValueError("something nobody planned for")
 
-    monkeypatch.setattr(pipeline.train, "train_classifier", broken)
+    monkeypatch.setattr(pipeline, "train_classifier", broken)  # what the train command calls
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.delenv("FINER_TRAITS_DEBUG", raising=False)
     assert _cli(["train", str(tmp_path), "--out", str(tmp_path / "m")]) == 1
@@ -291,12 +286,12 @@ def test_cli_turns_an_unexpected_error_into_a_short_message_with_a_log(monkeypat
 
 
 def test_ctrl_c_says_run_again_to_resume(monkeypatch, tmp_path: Path, capsys) -> None:
-    import pipeline.train
+    import pipeline
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline.train, "train_classifier", interrupted)
+    monkeypatch.setattr(pipeline, "train_classifier", interrupted)
     assert _cli(["train", str(tmp_path), "--out", str(tmp_path / "m")]) == 130
     err = capsys.readouterr().err
     assert "run the same command again to resume" in err and "Aborted" not in err
