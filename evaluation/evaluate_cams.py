@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from evaluation import baselines
 from evaluation import cam_metrics as cm
-from pipeline.cam import explain
+from pipeline.cam import explain, parse_method
 from pipeline.datasets import read_dataset
 from traits.errors import (
     DatasetError,
@@ -213,7 +213,7 @@ class MapMaker:
             # The re-run for Coherency draws a fresh random map: random maps are not self-consistent.
             return baselines.baseline_maps(self.method, n, h, w, seed=self.seed * 100_003 + 2 * batch_no + again)
         kwargs = {"target": target.tolist(), "method": self.method, "gamma": self.gamma}
-        if self.layer is not None and not _is_refine(self.method):
+        if self.layer is not None and not parse_method(self.method)[3]:  # RefineCAM keeps its own layers
             kwargs["layer"] = self.layer
         if contrast is not None:
             kwargs["contrast"] = contrast.tolist()
@@ -228,10 +228,6 @@ class MapMaker:
             if any(r is None for r in self.last_references):
                 self.last_references = None
         return torch.as_tensor(res.maps).detach().float().cpu()
-
-
-def _is_refine(method: str) -> bool:
-    return method.endswith("refinecam") or "refine-" in method
 
 
 # ------------------------------------------------------------------------------------------------ metrics
