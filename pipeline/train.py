@@ -202,6 +202,8 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     dataset = read_dataset(data, manifest, seed=seed)
     bb = create_backbone(backbone, weights=weights, image_size=image_size)
     taps = list(taps or default_taps(bb.model)) if head == "multilayer" else []
+    order = {name: i for i, (name, _) in enumerate(bb.model.named_modules())}
+    taps = sorted(dict.fromkeys(taps), key=lambda t: order.get(t, -1))  # forward order, shallow to deep
     if head == "multilayer" and not taps:
         log.warning("Backbone %s has no convolutional stages to tap; training a pooled head instead.", bb.name)
     cache = FeatureCache(out / ".cache", bb, taps)
