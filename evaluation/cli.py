@@ -59,7 +59,7 @@ def cams(
     n_per_class: Annotated[int, typer.Option(min=2, help="Synthetic images per class when generating.")] = 60,
     size: Annotated[int, typer.Option(min=32, help="Synthetic image size (px) when generating; also the training "
                                                    "input size.")] = 128,
-    epochs: Annotated[int, typer.Option(min=1, help="Head training steps when training a synthetic model.")] = 300,
+    epochs: Annotated[int, typer.Option(min=1, max=100_000, help="Head training steps when training a synthetic model.")] = 300,
     seed: Annotated[int, typer.Option(help="Seed for generation, training, subsets and tie-breaking.")] = 0,
     device: Annotated[str, typer.Option(help="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")] = "auto",
 ) -> None:

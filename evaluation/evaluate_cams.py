@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from evaluation import baselines
 from evaluation import cam_metrics as cm
-from pipeline.cam import explain
+from pipeline.cam import explain, parse_method
 from pipeline.datasets import read_dataset
 from traits.errors import (
     DatasetError,
@@ -38,7 +38,7 @@ from traits.errors import (
     UnknownChoiceError,
     UnknownSpeciesError,
 )
-from traits.io import atomic_write, write_text_atomic
+from traits.io import atomic_write, make_folder, write_text_atomic
 
 # +1: higher is better, -1: lower is better. Names are the per-image CSV columns.
 GT_FREE = {"rd@5": 1, "rd@10": 1, "deletion": -1, "insertion": 1, "morf": -1, "lerf": 1, "road": 1,
@@ -213,7 +213,7 @@ class MapMaker:
             # The re-run for Coherency draws a fresh random map: random maps are not self-consistent.
             return baselines.baseline_maps(self.method, n, h, w, seed=self.seed * 100_003 + 2 * batch_no + again)
         kwargs = {"target": target.tolist(), "method": self.method, "gamma": self.gamma}
-        if self.layer is not None and not _is_refine(self.method):
+        if self.layer is not None and not parse_method(self.method)[3]:  # RefineCAM keeps its own layers
             kwargs["layer"] = self.layer
         if contrast is not None:
             kwargs["contrast"] = contrast.tolist()
@@ -228,10 +228,6 @@ class MapMaker:
             if any(r is None for r in self.last_references):
                 self.last_references = None
         return torch.as_tensor(res.maps).detach().float().cpu()
-
-
-def _is_refine(method: str) -> bool:
-    return method.endswith("refinecam") or "refine-" in method
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -514,7 +510,7 @@ def run_benchmark(classifier, evalset: EvalSet, methods: Sequence[str], out: str
     if len(evalset) == 0:
         raise DatasetError("No images to evaluate.", "Check --split, --limit and --pairs.")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     fp = _fingerprint(classifier, evalset, metric_list, gamma, seed, layer)
     run_json = out / "run.json"
     reuse = resume and run_json.is_file() and json.loads(run_json.read_text()).get("fingerprint") == fp

@@ -9,10 +9,14 @@ at most the photo in flight and never leaves half of one.
 from __future__ import annotations
 
 import csv
+import ctypes
 import hashlib
 import json
 import multiprocessing as mp
+import os
 import signal
+import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -23,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from pipeline.describe import Pipeline
-from pipeline.images import load_image
+from pipeline.images import load_image, upright_size
 from pipeline.models.io import HEAD, load_classifier, read_card
 from pipeline.species import SpeciesIndex
 from traits.db import DatabaseError, ImageRecord, TraitDB, file_sha256, normalise_result
@@ -93,6 +96,7 @@ class BatchReport:
     described: int = 0
     failed: list[dict] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    relabelled: list[str] = field(default_factory=list)
     results_written: int = 0
     seconds: float = 0.0
 
@@ -250,9 +254,11 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
                     f"No contrast species for {name} in the pairs file.",
                     "Add a row with it to --pairs, or leave --pairs out to use the classifier's nearest species.")))
                 continue
-        if not row.path.is_file():
+        if not _is_file(row.path):
+            what = ("is not a regular file (a folder, named pipe or device)" if _exists(row.path)
+                    else "does not exist or cannot be named on this system")
             errors.append(_RowError.of(row, name, BadImageError(
-                f"Image file {row.path} does not exist.",
+                f"Image file {row.path} {what}.",
                 "Check the path (paths are relative to the manifest's folder).")))
             continue
         try:
@@ -279,10 +285,23 @@ def plan_items(rows: list[ManifestRow], species: SpeciesIndex, pairs: dict[str, 
     return items, errors, duplicates, keys
 
 
+def _is_file(path: Path) -> bool:
+    try:  # a name the OS refuses (too long, ...) raises instead of answering False
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _image_size(path: Path) -> tuple[int | None, int | None]:
     try:
-        with Image.open(path) as img:
-            return img.size
+        return upright_size(path)  # as displayed: the size describe() works on
     except Exception:  # unreadable photos are reported when described
         return None, None
 
@@ -325,8 +344,36 @@ class _Describer:
 _WORKER: _Describer | None = None
 
 
-def _init_worker(model_dir: str, scorer: str, expert: str | None, top_k: int, group: str | None = None) -> None:
+def die_with_parent(parent_pid: int, poll: float = 1.0) -> None:
+    """Make this worker process end when its parent does, even after a `kill -9` of the parent.
+
+    A worker holds its own copy of the models (about 1.2 GB); orphaned it would keep that memory until it
+    finished its photo. Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG);
+    everywhere: a daemon thread checks every `poll` seconds whether the parent is still there.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no prctl here: the thread below still does the job
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="finer-traits-parent-watch", daemon=True).start()
+
+
+def _init_worker(model_dir: str, scorer: str, expert: str | None, top_k: int, parent_pid: int | None = None,
+                 group: str | None = None) -> None:
     global _WORKER
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides what stops
     torch.set_num_threads(1)  # N workers x all cores each would oversubscribe the CPU
     _WORKER = _Describer(load_pipeline(model_dir, scorer, expert, group), Path(model_dir), top_k)
@@ -386,16 +433,21 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
                         expert_source=expert, tool_version=__version__)
     report = BatchReport(run.id, run.resumed, tdb.url, len(rows))
     try:
-        todo = _todo(tdb, run.id, rows, species, pair_map, report)
+        todo, relabel = _todo(tdb, run.id, rows, species, pair_map, report)
         provenance_set = False
 
         def store(item: BatchItem, records: list) -> None:
             nonlocal provenance_set
             image = ImageRecord(item.sha256, item.image, item.species, item.licence, item.metadata,
                                 item.width, item.height)
-            tdb.write_image_results(run.id, image, records, expert_source=expert, item_key=item.key)
-            report.described += 1
-            report.results_written += len(records)
+            _, new = tdb.write_image_results_counted(run.id, image, records, expert_source=expert,
+                                                     item_key=item.key, relabel=item.sha256 in relabel)
+            # Another batch on the same run may have stored this photo first: then it is not ours to claim.
+            if records and not new:
+                report.already_done += 1
+            else:
+                report.described += 1
+            report.results_written += new
             if not provenance_set and records and records[0].provenance:
                 tdb.fill_run_provenance(run.id, records[0].provenance)
                 provenance_set = True
@@ -431,9 +483,10 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
 
 
 def _todo(tdb: TraitDB, run_id: int, rows: list[ManifestRow], species: SpeciesIndex,
-          pair_map: dict[str, list[str]] | None, report: BatchReport) -> list[tuple[BatchItem, list[str] | None]]:
-    """Plan the rows, record the bad ones as errors, and return the photos (with the contrasts) still to describe;
-    counts duplicates and photos already done in report."""
+          pair_map: dict[str, list[str]] | None, report: BatchReport
+          ) -> tuple[list[tuple[BatchItem, list[str] | None]], set[str]]:
+    """Plan the rows, record the bad ones as errors, and return the photos (with the contrasts) still to describe
+    and the hashes of those whose label changed; counts duplicates and photos already done in report."""
     items, row_errors, report.duplicates, row_keys = plan_items(rows, species, pair_map)
     for e in row_errors:
         tdb.record_error(run_id, item_key(e.image, e.species), e.image, e.message, species=e.species,
@@ -443,15 +496,42 @@ def _todo(tdb: TraitDB, run_id: int, rows: list[ManifestRow], species: SpeciesIn
     keep = {item_key(e.image, e.species) for e in row_errors} | {item.key for item in items}
     tdb.clear_errors(run_id, row_keys - keep)
     done = tdb.completed(run_id)
+    labelled = tdb.labelled(run_id)
     todo: list[tuple[BatchItem, list[str] | None]] = []
+    relabel: set[str] = set()
     for item in items:
+        # A photo stored under another species in this run: the manifest's label was corrected (or is now
+        # wrong). Its old traits describe the wrong species pair, so it is described again, never skipped.
+        other = {sp: n for sp, n in labelled.get(item.sha256, {}).items() if sp != item.species}
+        if other:
+            if _refuse_curated_relabel(tdb, run_id, item, other):
+                continue
+            relabel.add(item.sha256)
+            report.relabelled.append(f"line {item.line}: {item.image} was {', '.join(sorted(other))}, now "
+                                     f"{item.species}: described again")
+            todo.append((item, item.contrasts))
+            continue
         have = done.get(item.sha256, set())
         missing = None if item.contrasts is None else [c for c in item.contrasts if c not in have]
         if (item.contrasts is None and have) or (missing is not None and not missing):
             report.already_done += 1
         else:
             todo.append((item, missing))
-    return todo
+    return todo, relabel
+
+
+def _refuse_curated_relabel(tdb: TraitDB, run_id: int, item: BatchItem, other: dict[str, int]) -> bool:
+    """Record an error and return True when re-describing item would throw away a curator's decisions."""
+    curated = sum(other.values())
+    if not curated:
+        return False
+    tdb.record_error(run_id, item.key, item.image,
+                     f"{item.image} was described as {', '.join(sorted(other))} in this run and {curated} of its "
+                     f"trait assertions were curated; the manifest now says {item.species}.\n  How to fix: to keep "
+                     f"that curation put the old label back; to describe the photo as {item.species}, run the batch "
+                     "again with a new --db (or remove the curation first).",
+                     species=item.species, manifest_row=item.line, error_code=DatasetError.code)
+    return True
 
 
 def _run_serial(todo: list, describer: _Describer, store: Callable, fail: Callable, bar: Any,
@@ -492,7 +572,7 @@ def _run_parallel(todo: list, workers: int, model_dir: Path, scorer: str, expert
     running: dict[Future, BatchItem] = {}
     # spawn: forked copies of a process holding torch threads or DB connections are unsafe.
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(str(model_dir), scorer, expert, top_k, group))
+                               initargs=(str(model_dir), scorer, expert, top_k, os.getpid(), group))
     try:
         while queue or running:
             while queue and len(running) < 2 * workers:

@@ -118,6 +118,12 @@ def _read_manifest(path: Path) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DatasetError(f"Manifest {path} is not a readable CSV ({exc}).", "Save it as comma-separated UTF-8 text.") from exc
+    # Column names match whatever their case or surrounding spaces ("Image", " Species ").
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    if frame.columns.duplicated().any():
+        raise DatasetError(f"Manifest {path} repeats the column(s) "
+                           f"{sorted(set(frame.columns[frame.columns.duplicated()]))} (names are matched "
+                           "whatever their case).", "Keep one column of each name.")
     name_col = "species" if "species" in frame else "scientific_name" if "scientific_name" in frame else None
     if "image" not in frame or name_col is None:
         raise DatasetError(f"Manifest {path} has columns {list(frame.columns)}; it needs 'image' and 'species' "
@@ -130,13 +136,29 @@ def _read_manifest(path: Path) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     if "common_name" not in frame:
         frame["common_name"] = None
     skipped = []
+    # The same photo under two species would train on a contradiction and silently keep the first label.
+    labels = frame.groupby("path")["species"].unique()
+    conflicts = labels[labels.map(len) > 1]
+    if len(conflicts):
+        shown = "; ".join(f"{Path(p).name}: {', '.join(sorted(v))}" for p, v in conflicts.head(5).items())
+        more = f" (and {len(conflicts) - 5} more)" if len(conflicts) > 5 else ""
+        raise DatasetError(f"Manifest {path} lists {len(conflicts)} photo(s) under more than one species: "
+                           f"{shown}{more}.", "Keep the row with the right species and delete the others.")
     dup = frame.duplicated("path")
     skipped += [(p, "duplicate row") for p in frame.loc[dup, "path"]]
     frame = frame[~dup]
-    exists = frame["path"].map(lambda p: Path(p).is_file())
+    exists = frame["path"].map(_is_file)
     skipped += [(p, "file not found") for p in frame.loc[~exists, "path"]]
     frame = frame[exists]
     for col in ("mask",):
         if col in frame:
             frame[col] = [str((base / str(p)).resolve()) if isinstance(p, str) else None for p in frame[col]]
     return frame, skipped
+
+
+def _is_file(path: str) -> bool:
+    # Path.is_file raises on a name the OS refuses (too long, ...): such a row names no usable file either.
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from pipeline.cam import CamRequest, default_method, explain, explain_many
-from pipeline.images import load_image
+from pipeline.images import is_achromatic, load_image
 from pipeline.models import load_classifier
 from pipeline.references import reference_scores
 from pipeline.regions import Region, extract_regions, organism_mask
@@ -148,6 +148,8 @@ class DescribeResult:
 MODEL_ENV = "FINER_TRAITS_MODEL"
 UNCERTAIN_BELOW = 0.5  # target probability under which the result is flagged as uncertain
 MAX_WORK_SIDE = 1024  # huge photos are processed at this longest side (maps and regions need no more)
+NO_COLOUR_WARNING = ("The photo has no colour (grayscale or equal colour channels): colours cannot be judged, so "
+                     "colour traits are left out.")
 
 
 class PartRelations:
@@ -280,12 +282,15 @@ class Pipeline:
         return cls(clf, scorer=scorer, expert=expert, group=group, model_dir=model_dir, device=device, **kwargs)
 
     # -- helpers -------------------------------------------------------------------------------------------
-    def _candidates(self, target: str, contrast: str, names: Sequence[str]) -> tuple[list, list]:
+    def _candidates(self, target: str, contrast: str, names: Sequence[str],
+                    colour: bool = True) -> tuple[list, list]:
         lists = [tl for tl in _expert_lists(self.expert, [target, contrast])]
         cands = candidate_phrases(self.group, [tl for tl in lists if tl is not None], species_names=names,
                                   n_controls=self.n_controls)
         cands = [c for c in cands if c.control or (self.scorer.supports(c.phrase)
                                                    and self.scorer.supports_trait(c.trait.part, c.trait.attribute))]
+        if not colour:  # a photo without colour cannot show a colour difference, whatever a scorer says
+            cands = [c for c in cands if c.control or c.trait.attribute != "colour"]
         return cands, lists
 
     def _profile_fn(self, cands: Sequence[Any], species: Any = None):
@@ -306,7 +311,7 @@ class Pipeline:
         return explain(self.classifier, images, target=species, method="gradcam").maps.numpy()
 
     def _cache_key(self) -> str:
-        return f"{self.scorer.cache_id}|group={self.group}|layout=5|organism=3|crops=2|n={self.max_references}"
+        return f"{self.scorer.cache_id}|group={self.group}|layout=5|organism=3|crops=2|exif=1|n={self.max_references}"
 
     def references(self, species: str, cands: Sequence[Any]) -> np.ndarray | None:
         """Reference scores [n_photos, n_candidates] of one species (cached in the model dir)."""
@@ -342,6 +347,9 @@ class Pipeline:
             img = img.resize((max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))), Image.LANCZOS)
         if min(img.size) < 32:
             warnings_.append(f"The photo is only {img.size[0]}x{img.size[1]} px: maps and colours are unreliable.")
+        achromatic = is_achromatic(img)
+        if achromatic:
+            warnings_.append(NO_COLOUR_WARNING)
         clf = self.classifier
         probs, _ = clf.predict(img)
         probs = probs[0].cpu()
@@ -371,7 +379,7 @@ class Pipeline:
 
         # 3. Candidate phrases for this pair.
         names = [target, contrast, clf.common_names[t_idx] or "", clf.common_names[c_idx] or ""]
-        cands, lists = self._candidates(target, contrast, names)
+        cands, lists = self._candidates(target, contrast, names, colour=not achromatic)
         warnings_ += expert_coverage_warnings(self.expert, [target, contrast])
 
         # 4. Scores, made relative: this photo vs the contrast species' references, regions vs the organism.
@@ -442,13 +450,14 @@ class Pipeline:
             raise MissingValueError("describe_pair needs at least one photo of each species.", "Pass two non-empty lists.")
         a, b = clf.class_names[a_idx], clf.class_names[b_idx]
         names = [a, b, clf.common_names[a_idx] or "", clf.common_names[b_idx] or ""]
-        cands, lists = self._candidates(a, b, names)
+        photos_a, photos_b = [load_image(im) for im in images_a], [load_image(im) for im in images_b]
+        # One photo without colour would make either side look "less red": leave colour out for the pair.
+        colour = not any(is_achromatic(im) for im in photos_a + photos_b)
+        cands, lists = self._candidates(a, b, names, colour=colour)
         phrases = [c.phrase for c in cands]
         profile_a, profile_b = self._profile_fn(cands, a_idx), self._profile_fn(cands, b_idx)
-        scores_a = np.concatenate([profile_a([load_image(im) for im in images_a[i:i + 16]], phrases)
-                                   for i in range(0, len(images_a), 16)])
-        scores_b = np.concatenate([profile_b([load_image(im) for im in images_b[i:i + 16]], phrases)
-                                   for i in range(0, len(images_b), 16)])
+        scores_a = np.concatenate([profile_a(photos_a[i:i + 16], phrases) for i in range(0, len(photos_a), 16)])
+        scores_b = np.concatenate([profile_b(photos_b[i:i + 16], phrases) for i in range(0, len(photos_b), 16)])
         table = set_statistics(cands, scores_a, scores_b)
         parts = PartRelations(self.group)
         chosen = select_diverse(table, top_k, related=parts.related, min_effect=0.0, finer=parts.finer)
@@ -469,7 +478,9 @@ class Pipeline:
                       "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         return DescribeResult(text=text, traits=traits_out, regions=[], maps={}, provenance=provenance,
                               target_species=a, contrast_species=b, target_probability=float("nan"),
-                              uncertain=False, controls=controls, warnings=expert_coverage_warnings(self.expert, [a, b]))
+                              uncertain=False, controls=controls,
+                              warnings=([] if colour else [NO_COLOUR_WARNING])
+                              + expert_coverage_warnings(self.expert, [a, b]))
 
 
 _DEFAULT: dict[tuple, Pipeline] = {}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import stat
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from traits.errors import BadImageError
 
@@ -77,11 +78,73 @@ def _check_size(width: int, height: int, name: str) -> None:
                             f"Use a photo at least {MIN_SIDE} px on each side (224 px or more is best).")
 
 
+EXIF_ORIENTATION = 0x0112
+_TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """The photo as its owner sees it: EXIF orientation applied (phones store portraits sideways + a tag)."""
+    try:
+        orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block leaves the pixels as stored
+        return img
+    if orientation in (None, 1):
+        return img
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001
+        return img
+
+
+def upright_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file as displayed (after its EXIF orientation), without decoding pixels."""
+    check_regular_file(Path(path))
+    with Image.open(path) as img:
+        w, h = img.size
+        try:
+            orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+        except Exception:  # noqa: BLE001
+            orientation = 1
+    return (h, w) if orientation in _TRANSPOSED else (w, h)
+
+
+def check_regular_file(path: Path) -> None:
+    """Raise BadImageError unless path is a regular file (a named pipe or device would block or never end)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise BadImageError(f"Image file {path} does not exist.",
+                            "Check the path (relative paths start from the current folder).") from None
+    except OSError as exc:
+        raise BadImageError(f"Image file {path} cannot be read ({exc.strerror or exc}).",
+                            "Check the path and its permissions.") from exc
+    if stat.S_ISDIR(mode):
+        raise BadImageError(f"{path} is a folder, not an image file.", "Pass one image file.")
+    if not stat.S_ISREG(mode):
+        raise BadImageError(f"{path} is not a regular file (a named pipe, socket or device).",
+                            "Pass a photo file saved on disk.")
+
+
+ACHROMATIC_CHROMA = 8  # 0-255 channel spread: below this at the 99th percentile a photo carries no colour
+
+
+def is_achromatic(img: Image.Image) -> bool:
+    """True for a photo without colour (grayscale, 16-bit mono, or RGB with equal channels): hues can't be judged."""
+    small = img.convert("RGB")
+    small.thumbnail((128, 128))
+    arr = np.asarray(small, dtype=np.int16)
+    spread = arr.max(axis=-1) - arr.min(axis=-1)
+    return float(np.percentile(spread, 99)) < ACHROMATIC_CHROMA
+
+
 def load_image(source: ImageSource) -> Image.Image:
-    """Load a path, PIL image or HxW / HxWxC array as an 8-bit RGB PIL image, or raise BadImageError."""
+    """Load a path, PIL image or HxW / HxWxC array as an 8-bit RGB PIL image, or raise BadImageError.
+
+    Paths and PIL images are turned upright by their EXIF orientation, so every stage sees what the user sees.
+    """
     if isinstance(source, Image.Image):
         _check_size(*source.size, name="(PIL image)")
-        return _to_rgb(source, "(PIL image)")
+        return _to_rgb(upright(source), "(PIL image)")
     if isinstance(source, np.ndarray):
         return _array_to_image(source)
     if isinstance(source, (str, Path)):
@@ -104,17 +167,14 @@ def _array_to_image(arr: np.ndarray) -> Image.Image:
 
 
 def _read_file(path: Path) -> Image.Image:
-    if not path.exists():
-        raise BadImageError(f"Image file {path} does not exist.", "Check the path (relative paths start from the current folder).")
-    if path.is_dir():
-        raise BadImageError(f"{path} is a folder, not an image file.", "Pass one image file.")
+    check_regular_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 _check_size(*img.size, name=str(path))
                 img.load()
-                return _to_rgb(img, str(path))
+                return _to_rgb(upright(img), str(path))
     except BadImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from pipeline.cam.render import outline, overlay
-from traits.io import write_text_atomic
+from traits.io import make_folder, write_text_atomic
 
 MAP_TITLES = {"gradcam": "Grad-CAM (target)", "finer": "Finer-CAM: target vs contrast (outlined: at least half its peak)",
               "finer_reverse": "Finer-CAM: contrast vs target"}
@@ -109,5 +109,5 @@ def render_html(result, title: str | None = None) -> str:
 def write_report(result, out: str | Path, title: str | None = None) -> Path:
     """Write the HTML report atomically and return its path."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent, "report folder")
     return write_text_atomic(out, render_html(result, title))

@@ -23,8 +23,8 @@ from pipeline.models.backbones import DEFAULT_BACKBONE, Backbone, create_backbon
 from pipeline.models.classifier import LinearProbeClassifier, pooled_features
 from pipeline.models.io import save_classifier
 from pipeline.models.preprocess import Preprocess
-from traits.errors import BadImageError, DatasetError, UnknownChoiceError
-from traits.io import atomic_write, write_json_atomic
+from traits.errors import BadImageError, BadValueError, DatasetError, UnknownChoiceError
+from traits.io import atomic_write, make_folder, write_json_atomic
 from traits.scores import wilson_interval
 from traits.vocab import DEFAULT_GROUP
 from traits.vocab import taxon_group as taxon_group_of
@@ -36,6 +36,7 @@ HEADS = ("multilayer", "pooled")
 # plain Finer-CAM at the last layer for pooled heads (no candidate there localises the differing part).
 DEFAULT_CAM = {"multilayer": {"method": "finer-refine-layercam", "gamma": 0.6},
                "pooled": {"method": "finer", "gamma": 0.6}}
+MAX_EPOCHS = 100_000  # full-batch steps of a linear head: far past convergence; more is a typo, not a plan
 CACHE_EVERY = 8  # batches between cache checkpoints: an interrupted extraction loses at most this much work
 # Species with fewer training photos than this get a warning: a linear head fits them, but their test accuracy,
 # their references for describe and their CAMs rest on one or two photos.
@@ -70,8 +71,10 @@ class FeatureCache:
 
     def __init__(self, folder: Path | None, backbone: Backbone, taps: list[str] | None = None) -> None:
         """Open (or start) the cache in folder; folder None keeps features in memory only."""
-        ident = {"arch": backbone.arch, "weights": backbone.weights, "preprocess": backbone.preprocess.to_dict()}
-        if taps:  # pooled-only caches keep their old key, so existing caches stay valid
+        # exif_upright: features cached before photos were turned upright by their EXIF tag are not reused.
+        ident = {"arch": backbone.arch, "weights": backbone.weights, "preprocess": backbone.preprocess.to_dict(),
+                 "exif_upright": True}
+        if taps:  # taps join the key only when set
             ident["taps"] = list(taps)
         ident = json.dumps(ident, sort_keys=True)
         digest = hashlib.sha1(ident.encode()).hexdigest()[:16]
@@ -224,14 +227,19 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
         raise UnknownChoiceError(f"Unknown head {head!r}.", f"Use one of: {', '.join(HEADS)}.")
     group = taxon_group_of(taxon_group).name  # an unknown group fails before any work
     start = time.perf_counter()
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
+        raise BadValueError(f"epochs must be a whole number from 1 to {MAX_EPOCHS:,}, not {epochs!r}.",
+                            "The default 300 is plenty for a linear head; use e.g. --epochs 300.")
+    out = make_folder(out, "model folder", create=False)  # checked first: not after a long feature extraction
     dev = resolve_device(device)
     dataset = read_dataset(data, manifest, seed=seed)
     check_sample_sizes(dataset.frame)  # refuse a species without training photos before extracting anything
     bb = create_backbone(backbone, weights=weights, image_size=image_size)
     taps = list(taps or default_taps(bb.model)) if head == "multilayer" else []
+    order = {name: i for i, (name, _) in enumerate(bb.model.named_modules())}
+    taps = sorted(dict.fromkeys(taps), key=lambda t: order.get(t, -1))  # forward order, shallow to deep
     if head == "multilayer" and not taps:
         log.warning("Backbone %s has no convolutional stages to tap; training a pooled head instead.", bb.name)
-    out = Path(out)
     cache = FeatureCache(out / ".cache", bb, taps)
     feats, ok, failures = extract_features(bb, list(dataset.frame["path"]), dev, cache, batch_size, workers, taps)
     skipped = dataset.skipped + [(p, f"unreadable image: {why}") for p, why in failures.items()]

@@ -89,6 +89,7 @@ def test_load_rejects_mismatched_head(tmp_path, lite0_backbone):
     save_classifier(clf, tmp_path / "m", {"backbone": {"name": "efficientnet_lite0", "weights": "default"}})
     card = json.loads((tmp_path / "m" / "card.json").read_text())
     card["class_names"].append("e f")
+    card["common_names"].append(None)
     (tmp_path / "m" / "card.json").write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="expected \\(3, 1280\\)"):
         load_classifier(tmp_path / "m", device="cpu")

@@ -90,10 +90,20 @@ def test_effective_grid_is_28_at_224_px():
     assert parse_method("finer-refine-layercam") == ("finer-refine-layercam", "layercam", True, True)
 
 
-def test_multilayer_taps_must_fit_the_head():
+def test_multilayer_taps_must_fit_the_head_in_forward_order():
     clf = tiny_multilayer()
     with pytest.raises(ValueError, match="do not fit"):
         LinearProbeClassifier(clf.backbone, clf.head, clf.class_names, None, clf.preprocess, clf.taps, [1, 2, 3])
+    with pytest.raises(ValueError, match="forward order"):
+        LinearProbeClassifier(clf.backbone, clf.head, clf.class_names, None, clf.preprocess,
+                              clf.taps[::-1], clf.tap_channels[::-1])
+
+
+def test_layers_given_out_of_order_are_trained_in_forward_order(tmp_path):
+    data = make_folder(tmp_path / "data", n=4)
+    train_classifier(data, tmp_path / "model", taps=["blocks.4", "blocks.2"], **FAST)
+    clf = load_classifier(tmp_path / "model", device="cpu")
+    assert clf.taps == ["blocks.2", "blocks.4"] and clf.tap_channels == [40, 112]
 
 
 def test_outline_traces_the_region_at_half_the_peak():

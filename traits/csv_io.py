@@ -49,6 +49,8 @@ def _check_row(n: int, row: dict[str, str | None]) -> list[str]:
 def load_trait_csv(path: str | Path) -> dict[str, TraitList]:
     """Read a trait CSV into {taxon: TraitList}; raises TraitsError listing bad rows (row and column)."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, or a named pipe that would block the read forever
+        raise TraitsError(f"Trait file {path} is not a regular file.", "Give a UTF-8 CSV file.")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

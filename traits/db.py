@@ -407,6 +407,14 @@ def translate_error(exc: BaseException, url: str) -> FinerTraitsError:
                          "Check --db; if the file was edited by hand or by another tool, restore it from a copy.")
 
 
+SQL_INT_MAX = 2**63 - 1  # the largest id SQLite and PostgreSQL can store
+
+
+def _too_large(exc: BaseException) -> FinerTraitsError:
+    return BadValueError(f"A number given is too large for the database ({exc}); ids go up to {SQL_INT_MAX}.",
+                       "Use an id listed by `finer-traits db info` or `finer-traits db review list`.")
+
+
 class TraitDB:
     """The trait database behind one URL (SQLite file by default, or PostgreSQL).
 
@@ -433,6 +441,9 @@ class TraitDB:
             in_memory = db in ("", ":memory:") or db.startswith("file::memory:")
             if not in_memory and not parsed.query.get("uri"):
                 path = Path(db)
+                if path.exists() and not path.is_file():  # a folder, or a named pipe SQLite would block on
+                    raise DatabaseError(f"The database {path} is not a regular file.",
+                                        "Pass a SQLite file (or a new file name) as --db.")
                 if not path.exists() and not create:
                     raise DatabaseError(f"The database file {path} does not exist.",
                                         "Run `finer-traits batch ... --db` first, or pass the right --db.")
@@ -486,6 +497,8 @@ class TraitDB:
                     yield conn
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc, self.url) from exc
+        except OverflowError as exc:  # the driver refuses ints beyond 64 bits (a run or assertion id typed wrong)
+            raise _too_large(exc) from exc
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -495,6 +508,8 @@ class TraitDB:
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc, self.url) from exc
+        except OverflowError as exc:
+            raise _too_large(exc) from exc
 
     def schema_version(self) -> str | None:
         """The migration revision the database is at."""
@@ -617,6 +632,20 @@ class TraitDB:
                 done.setdefault(sha, set()).add(contrast)
         return done
 
+    def labelled(self, run_id: int) -> dict[str, dict[str, int]]:
+        """For a run: image sha256 -> {species it was described as: how many of those assertions are curated}."""
+        q = (sa.select(images.c.sha256, taxa.c.scientific_name, sa.func.count(sa.distinct(curation.c.assertion_id)))
+             .select_from(results).join(images, images.c.id == results.c.image_id)
+             .join(taxa, taxa.c.id == results.c.taxon_id)
+             .outerjoin(trait_assertions, trait_assertions.c.result_id == results.c.id)
+             .outerjoin(curation, curation.c.assertion_id == trait_assertions.c.id)
+             .where(results.c.run_id == run_id).group_by(images.c.sha256, taxa.c.scientific_name))
+        out: dict[str, dict[str, int]] = {}
+        with self.connect() as conn:
+            for sha, species, curated in conn.execute(q):
+                out.setdefault(sha, {})[species] = int(curated)
+        return out
+
     def write_image_results(self, run_id: int, image: ImageRecord, results_: Iterable[Any],
                             method: str | None = None, expert_source: str | None = None,
                             item_key: str | None = None) -> list[int]:
@@ -625,20 +654,43 @@ class TraitDB:
         A result already stored for (run, image, contrast) is left as it is, so calling this again is harmless.
         When item_key is given, an earlier error recorded for it is cleared in the same transaction.
         """
+        return self.write_image_results_counted(run_id, image, results_, method, expert_source, item_key)[0]
+
+    def write_image_results_counted(self, run_id: int, image: ImageRecord, results_: Iterable[Any],
+                                    method: str | None = None, expert_source: str | None = None,
+                                    item_key: str | None = None, relabel: bool = False) -> tuple[list[int], int]:
+        """As write_image_results, and also how many results this call wrote (another writer may have won).
+
+        relabel=True: the photo's label changed, so this run's results for it under another species are
+        replaced (uncurated ones only: batch refuses curated ones before describing) and the image takes
+        the new label, all in the same transaction.
+        """
         records = [normalise_result(r) for r in results_]
-        ids = []
+        ids, new = [], 0
         with self.begin() as conn:
             image_id = self.ensure_image(conn, image)
+            if relabel and image.species:
+                self._drop_other_labels(conn, run_id, image_id, self.ensure_taxon(conn, image.species))
             source_id = self.ensure_expert_source(conn, expert_source) if expert_source else None
             for rec in records:
-                ids.append(self._write_result(conn, run_id, image_id, rec, method, source_id))
+                result_id, inserted = self._write_result(conn, run_id, image_id, rec, method, source_id)
+                ids.append(result_id)
+                new += inserted
             if item_key is not None:
                 conn.execute(image_errors.delete().where(sa.and_(image_errors.c.run_id == run_id,
                                                                  image_errors.c.item_key == item_key)))
-        return ids
+        return ids, new
+
+    def _drop_other_labels(self, conn: Connection, run_id: int, image_id: int, taxon_id: int) -> None:
+        stale = sa.select(results.c.id).where(sa.and_(results.c.run_id == run_id, results.c.image_id == image_id,
+                                                      results.c.taxon_id != taxon_id))
+        conn.execute(trait_assertions.delete().where(trait_assertions.c.result_id.in_(stale)))
+        conn.execute(regions.delete().where(regions.c.result_id.in_(stale)))
+        conn.execute(results.delete().where(results.c.id.in_(stale.scalar_subquery())))
+        conn.execute(images.update().where(images.c.id == image_id).values(taxon_id=taxon_id))
 
     def _write_result(self, conn: Connection, run_id: int, image_id: int, rec: ResultRecord,
-                      method: str | None, source_id: int | None) -> int:
+                      method: str | None, source_id: int | None) -> tuple[int, bool]:
         taxon_id = self.ensure_taxon(conn, rec.target_species)
         contrast_id = self.ensure_taxon(conn, rec.contrast_species)
         now = utcnow()
@@ -652,7 +704,7 @@ class TraitDB:
         if result_id is None:
             return conn.execute(sa.select(results.c.id).where(sa.and_(
                 results.c.run_id == run_id, results.c.image_id == image_id,
-                results.c.contrast_taxon_id == contrast_id))).scalar_one()
+                results.c.contrast_taxon_id == contrast_id))).scalar_one(), False
         region_ids: dict[int, int] = {}
         for reg in rec.regions:
             x0, y0, x1, y1 = reg.box
@@ -671,7 +723,7 @@ class TraitDB:
                 direction=None if a.direction is None else str(a.direction), confidence=a.confidence,
                 method=method, determined_by_run_id=run_id, determined_date=now, expert_status=a.expert_status,
                 expert_source_id=source_id if a.expert_status else None, remarks=a.remarks))
-        return result_id
+        return result_id, True
 
     # -- errors --------------------------------------------------------------------------------------
 

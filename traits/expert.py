@@ -17,8 +17,21 @@ ExpertSource = str | Path | TraitList | Iterable[TraitList] | Mapping[str, Trait
 
 
 def _descriptions(path: Path, group: str) -> dict[str, TraitList]:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            # Column names match whatever their case or surrounding spaces ("Scientific_Name").
+            reader.fieldnames = [h.strip().lower() for h in (reader.fieldnames or [])]
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise TraitsError(f"{path} is not UTF-8 text: byte {exc.start} cannot be decoded ({exc.reason}).",
+                          "Save the file as UTF-8 CSV (in a spreadsheet: CSV UTF-8).") from exc
+    except csv.Error as exc:
+        raise TraitsError(f"{path} is not a readable CSV ({exc}).",
+                          "Save it as comma-separated UTF-8 with one description per row; a cell over 128 KB is "
+                          "too long for a description.") from exc
+    except OSError as exc:
+        raise TraitsError(f"Cannot read {path}: {exc}", "Check the path and its permissions.") from exc
     out: dict[str, TraitList] = {}
     for n, row in enumerate(rows, start=2):
         name = (row.get("scientific_name") or "").strip()
@@ -45,8 +58,11 @@ def load_expert(source: ExpertSource, group: str = "butterfly", min_percent: flo
                 return {c: cub.trait_list(c, min_percent) for c in cub.classes}
             raise TraitsError(f"{path} is a folder but not a CUB attribute folder (no attributes.txt).",
                               "Give a trait CSV, a descriptions CSV or a CUB attribute folder.")
-        if not path.is_file():
+        if not path.exists():
             raise TraitsError(f"Expert trait source {path} does not exist.",
+                              "Give a trait CSV, a descriptions CSV or a CUB attribute folder.")
+        if not path.is_file():  # a named pipe or device would block the reader
+            raise TraitsError(f"Expert trait source {path} is not a regular file.",
                               "Give a trait CSV, a descriptions CSV or a CUB attribute folder.")
         try:
             with path.open(encoding="utf-8-sig", newline="") as fh:

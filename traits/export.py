@@ -112,6 +112,33 @@ def _iso(value: object) -> str | None:
     return str(value)
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as the start of a formula
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of frame whose text cells cannot run as spreadsheet formulas: a leading ' is added to them.
+
+    Only for CSV files people open in a spreadsheet; Parquet and Darwin Core data keep the exact text. Numbers
+    and the lone '+' / '-' of a direction are left alone: they cannot run anything.
+    """
+    def cell(value: object) -> object:
+        if not isinstance(value, str) or not value.startswith(FORMULA_START) or value in ("+", "-"):
+            return value
+        try:
+            float(value)
+            return value
+        except ValueError:
+            return "'" + value
+
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    out = frame.copy()
+    for col in out.columns:
+        if is_object_dtype(out[col]) or is_string_dtype(out[col]):  # pandas 3 gives text its own dtype
+            out[col] = out[col].map(cell)
+    return out
+
+
 def export(db: TraitDB, fmt: str, out: str | Path, run_id: int | None = None) -> Path:
     """Write the assertions (of one run, or all) as csv, parquet or dwca to out; returns the path."""
     fmt = fmt.lower()
@@ -120,7 +147,7 @@ def export(db: TraitDB, fmt: str, out: str | Path, run_id: int | None = None) ->
     frame = assertions_frame(db, run_id)
     out = Path(out)
     if fmt == "csv":
-        return atomic_write(output_file(out), lambda p: frame.to_csv(p, index=False))
+        return atomic_write(output_file(out), lambda p: neutralise_formulas(frame).to_csv(p, index=False))
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401

@@ -32,13 +32,22 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     error the temporary file is removed and the old path is left untouched. The folder must exist.
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    except OSError as exc:
+        raise PathError(f"Cannot write {path} ({exc.strerror or exc}).",
+                        "Pass a path in a folder you may write to.") from exc
     os.close(fd)
     tmp = Path(name)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        # A full disk (or a folder gone meanwhile): say so instead of a traceback; the old file is untouched.
+        raise PathError(f"Could not write {path} ({exc.strerror or exc}); nothing was changed.",
+                        "Free some disk space (or write to another disk) and run the command again.") from exc
     except BaseException:  # Ctrl-C included: never leave the temporary file behind, then re-raise
         tmp.unlink(missing_ok=True)
         raise
@@ -84,4 +93,30 @@ def output_file(path: str | os.PathLike, option: str = "--out") -> Path:
     if not path.parent.exists():
         raise PathError(f"The folder {path.parent} for {path.name} does not exist.",
                           f"Create it, or pass another {option}.")
+    if not path.parent.is_dir():
+        raise PathError(f"{path.parent} is a file, so {path.name} cannot be written inside it.",
+                        f"Pass an {option} path in an existing folder.")
+    return path
+
+
+def make_folder(path: str | os.PathLike, what: str = "output folder", create: bool = True) -> Path:
+    """mkdir -p with a clear PathError when a file stands where a folder must be (or it cannot be created).
+
+    create=False only checks (nothing is left behind when a later step fails).
+    """
+    path = Path(path)
+    try:
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    except OSError as exc:  # a name the OS refuses (too long, ...)
+        raise PathError(f"The {what} {path} cannot be used ({exc.strerror or exc}).",
+                        "Pass a shorter path in a folder you may write to.") from exc
+    if blocker is not None:
+        raise PathError(f"The {what} {path} cannot be created: {blocker} is a file, not a folder.",
+                        "Pass another path, or move that file out of the way.")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PathError(f"The {what} {path} cannot be created ({exc.strerror or exc}).",
+                            "Pass a folder you may write to.") from exc
     return path

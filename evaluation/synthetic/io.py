@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from traits.errors import BadValueError, DatasetError
+from traits.io import make_folder
 
 MANIFEST = "manifest.csv"
 DATASET_JSON = "dataset.json"
@@ -114,7 +115,7 @@ def atomic_dataset_dir(out_dir: str | Path, config: dict, overwrite: bool = Fals
         if not overwrite and any(out.iterdir()):
             raise DatasetError(f"{out} already exists and was not made by this generator with these settings.",
                                "Choose an empty or new folder, or pass overwrite=True (CLI: --overwrite).")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)

@@ -40,6 +40,7 @@ from pipeline.scorers.clip import CROP_PADS
 from pipeline.scorers.openclip import TRAINED_VOCABULARY
 from pipeline.scoring import crop_part, side_pieces, square_crop
 from traits.errors import BadValueError, DatasetError
+from traits.io import atomic_write
 from traits.vocab import load_vocab
 
 CROP_SIZE = 64
@@ -468,7 +469,9 @@ def train_tiny_clip(dataset_dir: str | Path, out_dir: str | Path, minutes: float
                                                            rng=rng, progress=progress)
         finally:
             torch.set_num_threads(old_threads)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "open_clip_model.safetensors"))
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        # atomic_write gives the weights the same permissions as the folder's other files (safetensors makes 0600).
+        atomic_write(tmp / "open_clip_model.safetensors", lambda p: save_file(state, str(p)))
         (tmp / "open_clip_config.json").write_text(json.dumps(
             {"model_cfg": TINY_CLIP_CONFIG, "preprocess_cfg": PREPROCESS_CFG}, indent=2) + "\n")
         write_trained_vocabulary(tmp, traits, dataset_dir)

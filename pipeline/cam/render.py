@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from traits.errors import PathError
-from traits.io import atomic_write
+from traits.io import atomic_write, make_folder
 
 # Anchors of a perceptually ordered dark-blue -> yellow-white heat scale (hand-made: matplotlib is not a dependency).
 _ANCHORS = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21],
@@ -100,5 +100,5 @@ def save_image_atomic(img: Image.Image, out: Path) -> Path:
     out = Path(out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise PathError(f"Cannot tell the image format of {out}.", "Use a file name ending in .png or .jpg.")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     return atomic_write(out, img.save)

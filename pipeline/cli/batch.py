@@ -48,6 +48,8 @@ def batch(
                   f"{len(report.duplicates)} duplicate rows skipped. Time: {report.seconds:.1f} s.")
     for note in report.duplicates[:10]:
         console.print(f"  duplicate: {note}")
+    for note in report.relabelled[:10]:
+        console.print(f"  label changed: {note}")
     if report.failed:
         table = Table(title="Photos with errors (kept in the database; run the same command again to retry)")
         for col in ("line", "image", "species", "error"):

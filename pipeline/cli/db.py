@@ -24,7 +24,8 @@ db_app.add_typer(review_app, name="review")
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL or SQLite file (default: $FINER_TRAITS_DB "
                                                            "or sqlite:///finer-traits.sqlite).")]
-RunOpt = Annotated[int | None, typer.Option("--run", help="Only this run (default: all runs).")]
+_ID_MAX = 2**63 - 1  # the largest id the databases store: a longer number is a typo, said at parse time
+RunOpt = Annotated[int | None, typer.Option("--run", min=1, max=_ID_MAX, help="Only this run (default: all runs).")]
 
 
 def _open(db: str | None):
@@ -58,6 +59,7 @@ def summary(
     out: Annotated[Path | None, typer.Option(help="Also write the full summary as CSV here.")] = None,
 ) -> None:
     """Per species pair: the traits found, how often, agreement with experts and curation state."""
+    from traits.export import neutralise_formulas
     from traits.io import atomic_write, output_file
     from traits.summary import summarise
 
@@ -84,7 +86,7 @@ def summary(
                           agree, f"{r.accepted}/{r.rejected}/{r.pending}")
         console.print(table)
     if out is not None:
-        atomic_write(output_file(out), lambda p: frame.to_csv(p, index=False))
+        atomic_write(output_file(out), lambda p: neutralise_formulas(frame).to_csv(p, index=False))
         console.print(f"Full summary written to {out}.")
 
 
@@ -155,7 +157,8 @@ def _decide(status: str, ids: list[int], db: str | None, by: str | None, note: s
     console.print(f"{n} of {len(ids)} assertions marked {status}" + (" (the rest already were)." if n < len(ids) else "."))
 
 
-IdsArg = Annotated[list[int], typer.Argument(help="Assertion ids (from `finer-traits db review list`).")]
+IdsArg = Annotated[list[int], typer.Argument(min=1, max=_ID_MAX,
+                                              help="Assertion ids (from `finer-traits db review list`).")]
 ByOpt = Annotated[str | None, typer.Option("--by", help="Curator name (default: $FINER_TRAITS_CURATOR or login).")]
 NoteOpt = Annotated[str | None, typer.Option(help="Why (kept with the decision).")]
 
@@ -179,7 +182,7 @@ def review_reset(ids: IdsArg, db: DbOpt = None, by: ByOpt = None, note: NoteOpt 
 
 
 @review_app.command("history")
-def review_history(assertion_id: Annotated[int, typer.Argument()], db: DbOpt = None) -> None:
+def review_history(assertion_id: Annotated[int, typer.Argument(min=1, max=_ID_MAX)], db: DbOpt = None) -> None:
     """Every decision on one assertion, oldest first."""
     from traits.review import history
 

@@ -25,7 +25,7 @@ def train(
     backbone: Annotated[str, typer.Option(help="timm backbone. Default efficientnet_lite0 (ImageNet weights ship with "
                                                "the package, works offline).")] = "efficientnet_lite0",
     weights: Annotated[str, typer.Option(help="'default', 'hub' (download), 'random', or a local .safetensors/.pth file.")] = "default",
-    epochs: Annotated[int, typer.Option(min=1, help="Full-batch optimisation steps of the linear head.")] = 300,
+    epochs: Annotated[int, typer.Option(min=1, max=100_000, help="Full-batch optimisation steps of the linear head.")] = 300,
     image_size: Annotated[int | None, typer.Option(help="Input size in px (default: the backbone's own).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per feature-extraction batch.")] = 32,
     workers: Annotated[int, typer.Option(min=0, help="Image-loading worker processes.")] = 0,

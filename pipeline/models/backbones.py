@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from torch import nn
 
 from pipeline.models import efficientnet_lite0
 from pipeline.models.preprocess import Preprocess
-from traits.errors import CheckpointError, ModelUnavailableError, UnknownChoiceError
+from traits.errors import BadValueError, CheckpointError, ModelUnavailableError, UnknownChoiceError
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 # Friendly names -> (timm architecture, default weights source).
@@ -44,6 +46,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
     import timm  # heavy (about 1 s): only when a backbone is built, never at CLI start
 
     arch, default_weights = ALIASES.get(name, (name, "hub"))
+    _check_image_size(image_size)
     if weights == "default":
         weights = default_weights
     if weights is None:
@@ -56,6 +59,8 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
         raise UnknownChoiceError(f"Unknown backbone {name!r}.",
                           f"Use a timm model name, e.g. {', '.join(close) or 'efficientnet_lite0, resnet50, vit_base_patch16_224'}.")
     model = _create_from_hub(arch, kwargs) if weights == "hub" else timm.create_model(arch, pretrained=False, **kwargs)
+    if image_size is not None:
+        _check_fits(model, name, image_size)
     if weights == efficientnet_lite0.WEIGHTS_ID:
         efficientnet_lite0.load_packaged_weights(model)
     elif weights not in ("hub", "random"):
@@ -65,6 +70,38 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
     preprocess = Preprocess.from_timm(model, size=image_size)
     return Backbone(model=model, preprocess=preprocess, name=name, arch=arch, weights=str(weights),
                     num_features=int(model.num_features))
+
+
+MAX_IMAGE_SIZE = 4096  # beyond this one photo's activations no longer fit in a typical GPU or laptop
+
+
+def _check_image_size(image_size: object) -> None:
+    if image_size is None:
+        return
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 1 <= image_size <= MAX_IMAGE_SIZE:
+        raise BadValueError(f"--image-size must be a whole number of pixels from 1 to {MAX_IMAGE_SIZE}, not "
+                          f"{image_size!r}.", "Leave it out to use the backbone's own size (224 px for most).")
+
+
+def _check_fits(model: nn.Module, name: str, image_size: int) -> None:
+    """Refuse input sizes that leave the backbone less than one cell of its last feature map (or a ViT patch)."""
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    if patch is not None:
+        step = max(patch) if isinstance(patch, (tuple, list)) else int(patch)
+        if image_size < step or image_size % step:
+            raise BadValueError(f"--image-size {image_size} does not fit backbone {name!r} (patches of {step} px).",
+                              f"Use a multiple of {step} px, e.g. {max(step, round(image_size / step) * step)}.")
+        return
+    info = getattr(model, "feature_info", None)
+    try:
+        step = int(info[-1]["reduction"]) if info else 32
+    except (TypeError, KeyError, IndexError):
+        step = 32
+    if image_size < step:
+        raise BadValueError(f"--image-size {image_size} is below what backbone {name!r} needs: it shrinks a photo "
+                          f"{step} times, so {image_size} px leaves no feature map to train on or explain.",
+                          f"Use at least {step} px; {2 * step} px or more gives maps with detail (default: the "
+                          "backbone's own size).")
 
 
 def _create_from_hub(arch: str, kwargs: dict) -> nn.Module:
@@ -81,15 +118,42 @@ def _create_from_hub(arch: str, kwargs: dict) -> nn.Module:
         ) from exc
 
 
+def refused_pickle(path: str | Path, exc: BaseException) -> CheckpointError | None:
+    """The error for a checkpoint that torch.load(weights_only=True) refused, keeping PyTorch's own warning.
+
+    None when exc is not such a refusal. The fix never suggests a download: the file is already here.
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # PyTorch bolds part of its message for terminals
+    if not isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" not in text:
+        return None
+    lines = [line.strip() for line in text.splitlines()]
+    why = next((line for line in lines if line.startswith("WeightsUnpickler error")), lines[0] if lines else "")
+    why = why.split(" Please use")[0].rstrip(".")  # its allow-listing advice is the unsafe road
+    warning = next((line[line.index("Re-running"):] for line in lines if "arbitrary code execution" in line
+                    and "Re-running" in line), "Loading it with weights_only=False can result in arbitrary code "
+                                                 "execution. Do it only if you got the file from a trusted source.")
+    return CheckpointError(
+        f"{path} holds pickled Python objects besides tensors, so it was not loaded ({why[:300]}). PyTorch warns: "
+        f"{warning}",
+        "On a machine where you trust the file, load it and save only the tensors, e.g. "
+        "`torch.save(torch.load(f, weights_only=False).state_dict(), 'weights.pth')` or with safetensors' "
+        "save_file; then pass that file (pickled code is refused, never run).")
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a state dict safely (safetensors, or torch.load with weights_only=True)."""
     if not path.exists():
         raise ModelUnavailableError(f"Weights file {path} does not exist.", "Check the path passed as weights.")
+    if not path.is_file():  # a folder, or a named pipe that would block torch.load forever
+        raise CheckpointError(f"Weights {path} is not a regular file.", "Pass a .safetensors or .pth file.")
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # foreign or damaged files fail inside zip, pickle or torch with many error types
+        refused = refused_pickle(path, exc)
+        if refused is not None:
+            raise refused from exc
         raise CheckpointError(f"Could not read weights from {path} ({type(exc).__name__}: {str(exc)[:200]}).",
                               "Pass a .safetensors file or a plain PyTorch state dict (pickled code is refused).") from exc
     for key in ("state_dict", "model", "model_state_dict"):

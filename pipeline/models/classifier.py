@@ -137,6 +137,10 @@ class LinearProbeClassifier(Classifier):
         if len(taps) != len(tap_channels) or (taps and sum(tap_channels) != head.in_features):
             raise ValueError(f"taps {list(taps)} with channels {list(tap_channels)} do not fit a head reading "
                              f"{head.in_features} features")
+        order = {name: i for i, (name, _) in enumerate(backbone.named_modules())}
+        if list(taps) != sorted(taps, key=lambda t: order.get(t, -1)):
+            # The deepest tap must come last: only there is the head's weight the whole gradient (fast path).
+            raise ValueError(f"taps {list(taps)} are not in the backbone's forward order")
         self.backbone = backbone.eval()
         self.head = head
         self.taps = list(taps)

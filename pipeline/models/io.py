@@ -15,7 +15,7 @@ from pipeline.models.classifier import Classifier, LinearProbeClassifier, ZeroSh
 from pipeline.models.openclip import load_open_clip
 from pipeline.models.preprocess import Preprocess
 from traits.errors import CheckpointError
-from traits.io import atomic_write, strict_json, write_json_atomic
+from traits.io import atomic_write, make_folder, strict_json, write_json_atomic
 from traits.version import __version__
 
 CARD = "card.json"
@@ -25,8 +25,7 @@ CARD_FORMAT = 1
 
 def save_classifier(classifier: Classifier, model_dir: str | Path, card: dict | None = None) -> Path:
     """Save a classifier to MODEL_DIR (head.safetensors + card.json) and return the folder."""
-    out = Path(model_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(model_dir, "model folder")
     full = {**classifier.card, **(card or {})}
     full.update(format=CARD_FORMAT, kind=classifier.kind, class_names=classifier.class_names,
                 common_names=classifier.common_names, preprocess=classifier.preprocess.to_dict(),
@@ -58,10 +57,57 @@ def read_card(model_dir: str | Path) -> dict:
         card = json.loads((path / CARD).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path / CARD} cannot be read ({exc}).", "Re-train or restore the model folder.") from exc
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{path / CARD} holds a JSON {type(card).__name__}, not a model card object.",
+                              "Re-train or restore the model folder.")
     for key in ("kind", "class_names", "preprocess"):
         if key not in card:
             raise CheckpointError(f"{path / CARD} lacks the field {key!r}.", "Re-train or restore the model folder.")
+    _check_card_types(card, path / CARD)
     return card
+
+
+def _check_card_types(card: dict, where: Path) -> None:
+    """A hand-edited card must fail here, naming the field, rather than deep inside torch or timm."""
+    def bad(field: str, expected: str) -> CheckpointError:
+        return CheckpointError(f"{where}: the field {field!r} should be {expected}, not {card_value(field)!r}.",
+                               "Restore card.json from the model folder's backup, or re-train the model.")
+
+    def card_value(field: str) -> object:
+        value: object = card
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        text = repr(value)
+        return text if len(text) < 80 else text[:77] + "..."
+
+    names = card["class_names"]
+    if not isinstance(card["kind"], str):
+        raise bad("kind", "a string")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise bad("class_names", "a non-empty list of species names")
+    if len(set(names)) != len(names):
+        raise bad("class_names", "a list of distinct species names")
+    commons = card.get("common_names")
+    if commons is not None and (not isinstance(commons, list) or len(commons) != len(names)
+                                or not all(c is None or isinstance(c, str) for c in commons)):
+        raise bad("common_names", f"a list of {len(names)} names (or nulls)")
+    if not isinstance(card["preprocess"], dict):
+        raise bad("preprocess", "an object (size, mean, std, interpolation)")
+    backbone = card.get("backbone")
+    if backbone is not None:
+        if not isinstance(backbone, dict):
+            raise bad("backbone", "an object")
+        for key in ("name", "weights"):
+            if key in backbone and not isinstance(backbone[key], str):
+                raise bad(f"backbone.{key}", "a string")
+        size = backbone.get("image_size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+            raise bad("backbone.image_size", "a whole number or null")
+    if "model_id" in card and not isinstance(card["model_id"], str):
+        raise bad("model_id", "a string")
+    templates = card.get("templates")
+    if templates is not None and (not isinstance(templates, list) or not all(isinstance(t, str) for t in templates)):
+        raise bad("templates", "a list of strings")
 
 
 def load_classifier(model_dir: str | Path, device: str | torch.device = "auto") -> Classifier:
@@ -73,7 +119,11 @@ def load_classifier(model_dir: str | Path, device: str | torch.device = "auto") 
     except Exception as exc:  # safetensors reports damaged files as SafetensorError, OSError or ValueError
         raise CheckpointError(f"{path / HEAD} is damaged ({exc}).", "Re-train or restore the model folder.") from exc
     dev = resolve_device(device)
-    preprocess = Preprocess.from_dict(card["preprocess"])
+    try:
+        preprocess = Preprocess.from_dict(card["preprocess"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path / CARD}: the field 'preprocess' is not valid ({type(exc).__name__}: {exc}).",
+                              "Restore card.json from a backup, or re-train the model.") from exc
     n = len(card["class_names"])
     if card["kind"] == LinearProbeClassifier.kind:
         bcard = card.get("backbone", {})

@@ -16,8 +16,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pipeline.models.backbones import refused_pickle
 from pipeline.models.preprocess import Preprocess
-from traits.errors import ConfigError, MissingValueError, ModelUnavailableError, PathError, UnknownChoiceError
+from traits.errors import (
+    CheckpointError,
+    ConfigError,
+    MissingValueError,
+    ModelUnavailableError,
+    PathError,
+    UnknownChoiceError,
+)
 
 BIOCLIP = "hf-hub:imageomics/bioclip"
 
@@ -76,16 +84,32 @@ def load_open_clip(spec: str, device: torch.device | str = "cpu") -> OpenClipBun
                               f"Pass a hub id ({BIOCLIP}), a local folder, ARCH@CHECKPOINT or random:ARCH.")
     except (ConfigError, ModelUnavailableError):
         raise
-    except RuntimeError as exc:
-        if "Model config for" in str(exc) or "not found" in str(exc).lower():
-            raise UnknownChoiceError(f"Unknown open_clip architecture in {spec!r} ({exc}).",
-                              "See open_clip.list_models() for the names.") from exc
-        raise ModelUnavailableError(f"Could not load open_clip model {spec!r}: {str(exc)[:300]}", _offline_fix(spec)) from exc
-    except Exception as exc:  # hub/network errors come in many types
-        raise ModelUnavailableError(f"Could not load open_clip model {spec!r} ({type(exc).__name__}: {str(exc)[:300]}).",
-                                    _offline_fix(spec)) from exc
+    except Exception as exc:  # noqa: BLE001 - sorted below: refused pickles, unknown names, offline hubs
+        _raise_load_error(spec, exc)
     model.eval()
     return OpenClipBundle(model=model, tokenizer=tokenizer, preprocess=preprocess_of(model), model_id=spec)
+
+
+def _is_local(spec: str) -> bool:
+    """True when the spec names files on this machine (a folder or ARCH@FILE): a download is no fix for those."""
+    return Path(spec).exists() or ("@" in spec and Path(spec.split("@", 1)[1]).exists())
+
+
+def _raise_load_error(spec: str, exc: Exception) -> None:
+    refused = refused_pickle(spec.split("@", 1)[1] if "@" in spec else spec, exc)
+    if refused is not None:
+        raise refused from exc
+    if _is_local(spec) and not (isinstance(exc, RuntimeError) and "Model config for" in str(exc)):
+        raise CheckpointError(f"Could not load the open_clip model in {spec} ({type(exc).__name__}: "
+                              f"{str(exc)[:300]}).",
+                              "Check that the folder holds open_clip_config.json and its weights, or that the "
+                              "architecture before '@' matches the checkpoint file.") from exc
+    if isinstance(exc, RuntimeError) and ("Model config for" in str(exc) or "not found" in str(exc).lower()):
+        raise UnknownChoiceError(f"Unknown open_clip architecture in {spec!r} ({exc}).",
+                                 "See open_clip.list_models() for the names.") from exc
+    # Hub and network errors come in many types.
+    raise ModelUnavailableError(f"Could not load open_clip model {spec!r} ({type(exc).__name__}: {str(exc)[:300]}).",
+                                _offline_fix(spec)) from exc
 
 
 def preprocess_of(model: nn.Module) -> Preprocess:

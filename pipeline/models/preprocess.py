@@ -12,6 +12,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 
 from pipeline.images import ImageSource, load_image
+from traits.errors import BadImageError
 
 _INTERPOLATIONS = {
     "bilinear": InterpolationMode.BILINEAR,
@@ -40,6 +41,10 @@ class Preprocess:
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
         if self.interpolation not in _INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATIONS)}")
+        if not all(1 <= s <= 8192 for s in self.size):
+            raise ValueError(f"size must be 1 to 8192 px per side, not {self.size}")
+        if len(self.mean) != 3 or len(self.std) != 3 or not all(s > 0 for s in self.std):
+            raise ValueError("mean and std need three values each (R, G, B), std above 0")
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (stored in model cards)."""
@@ -73,6 +78,8 @@ class Preprocess:
         """Images (one or a list) -> batch tensor [N, 3, H, W]."""
         if isinstance(images, (str, Image.Image, np.ndarray)) or not isinstance(images, Sequence):
             images = [images]
+        if len(images) == 0:
+            raise BadImageError("No images were given (an empty list).", "Pass at least one photo.")
         return torch.stack([self.image_to_tensor(im) for im in images])
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
