@@ -127,3 +127,27 @@ def test_part_pointing_allows_15_px_at_224():
                            part_masks=part)
     assert out["part_pointing"].tolist() == [1.0, 0.0]
     assert out["part_pointing_exact"].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_candidates_benchmark_runs_every_candidate_and_resumes(tmp_path, monkeypatch):
+    from evaluation.benchmarks import cam_candidates as cc
+    from evaluation.synthetic import make_species
+
+    data = make_species(tmp_path / "species", n_per_species=6, image_size=64, seed=0)
+    summary, paired = cc.run(data, None, tmp_path / "out", limit=6)
+    got = set(zip(summary["head"], summary["layer_set"], summary["method"], strict=True))
+    for head in cc.HEADS:
+        for layer_set in cc.LAYER_SETS:
+            assert {(head, layer_set, m) for m in cc.methods_for(layer_set)} <= got
+    assert ("pooled", "default", "random-smooth") in got
+    assert {"part_pointing", "part_pointing_exact", "part_mass_iou"} <= set(summary["metric"])
+    vs_gradcam = paired[(paired["method"] == "finer-refine-layercam") & (paired["base"] == "gradcam")]
+    assert set(vs_gradcam["head"]) == set(cc.HEADS)
+    text = (tmp_path / "out" / "candidates.md").read_text()
+    assert "| multilayer | refine | finer-refine-layercam |" in text
+    # A second run reuses the trained models and every finished method.
+    monkeypatch.setattr(ev, "batch_metrics", lambda *a, **k: pytest.fail("recomputed a finished method"))
+    monkeypatch.setattr("pipeline.train.train_classifier", lambda *a, **k: pytest.fail("retrained a model"))
+    again, _ = cc.run(data, None, tmp_path / "out", limit=6)
+    assert len(again) == len(summary)
