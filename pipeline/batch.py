@@ -412,12 +412,7 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
     worker when workers > 1. on_item(item, outcome) is called after each photo ('ok' or 'error').
     """
     start = time.perf_counter()
-    if workers < 1:
-        raise BadValueError(f"--workers must be at least 1, not {workers}.", "Use --workers 1 (or the number of cores).")
-    if workers > 1 and pipeline is not None:
-        raise ConflictingOptionsError("A pre-loaded pipeline can only be used with workers=1.", "Pass workers=1.")
-    if taxon_group is not None:
-        taxon_group = taxon_group_of(taxon_group).name  # an unknown group fails before the database is touched
+    taxon_group = _check_options(workers, pipeline, taxon_group)
     model_dir = Path(model_dir)
     card, fingerprint = classifier_fingerprint(model_dir)
     species = SpeciesIndex(card["class_names"], card.get("common_names"))
@@ -480,6 +475,16 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
             tdb.close()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _check_options(workers: int, pipeline: Any, taxon_group: str | None) -> str | None:
+    """Refuse impossible option combinations; the group's canonical name (None when not given)."""
+    if workers < 1:
+        raise BadValueError(f"--workers must be at least 1, not {workers}.", "Use --workers 1 (or the number of cores).")
+    if workers > 1 and pipeline is not None:
+        raise ConflictingOptionsError("A pre-loaded pipeline can only be used with workers=1.", "Pass workers=1.")
+    # An unknown group fails before the database is touched.
+    return None if taxon_group is None else taxon_group_of(taxon_group).name
 
 
 def _todo(tdb: TraitDB, run_id: int, rows: list[ManifestRow], species: SpeciesIndex,

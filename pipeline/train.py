@@ -235,11 +235,7 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     dataset = read_dataset(data, manifest, seed=seed)
     check_sample_sizes(dataset.frame)  # refuse a species without training photos before extracting anything
     bb = create_backbone(backbone, weights=weights, image_size=image_size)
-    taps = list(taps or default_taps(bb.model)) if head == "multilayer" else []
-    order = {name: i for i, (name, _) in enumerate(bb.model.named_modules())}
-    taps = sorted(dict.fromkeys(taps), key=lambda t: order.get(t, -1))  # forward order, shallow to deep
-    if head == "multilayer" and not taps:
-        log.warning("Backbone %s has no convolutional stages to tap; training a pooled head instead.", bb.name)
+    taps = _choose_taps(bb, head, taps)
     cache = FeatureCache(out / ".cache", bb, taps)
     feats, ok, failures = extract_features(bb, list(dataset.frame["path"]), dev, cache, batch_size, workers, taps)
     skipped = dataset.skipped + [(p, f"unreadable image: {why}") for p, why in failures.items()]
@@ -273,9 +269,7 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     card = {
         "backbone": {"name": bb.name, "arch": bb.arch, "weights": bb.weights, "image_size": image_size,
                      "num_features": bb.num_features},
-        "head": {"type": "multilayer" if taps else "pooled", "taps": taps, "tap_channels": clf.tap_channels},
-        "cam": {**DEFAULT_CAM["multilayer" if taps else "pooled"],
-                "chosen_by": "python -m evaluation.benchmarks.cam_candidates (docs/benchmarks.md)"},
+        **_head_card(taps, clf.tap_channels),
         "training": {"data": dataset.source, "n_train": int(is_train.sum()), "n_test": int(test.sum()),
                      "n_skipped": len(skipped), "epochs": epochs, "lr": lr, "seed": seed, "device": str(dev),
                      "seconds": round(seconds, 1), "images_per_species": frame["species"].value_counts().to_dict(),
@@ -298,6 +292,24 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     return TrainReport(model_dir=out, accuracy=accuracy, n_train=int(is_train.sum()), n_test=int(test.sum()),
                        n_skipped=len(skipped), seconds=seconds, species=species, per_species=summary, skipped=skipped,
                        accuracy_interval=interval, warnings=sample_warnings, taxon_group=group)
+
+
+def _choose_taps(bb: Backbone, head: str, taps: list[str] | None) -> list[str]:
+    """The layers a multilayer head reads (given, else the stage outputs), in forward order; [] for pooled."""
+    taps = list(taps or default_taps(bb.model)) if head == "multilayer" else []
+    order = {name: i for i, (name, _) in enumerate(bb.model.named_modules())}
+    taps = sorted(dict.fromkeys(taps), key=lambda t: order.get(t, -1))  # forward order, shallow to deep
+    if head == "multilayer" and not taps:
+        log.warning("Backbone %s has no convolutional stages to tap; training a pooled head instead.", bb.name)
+    return taps
+
+
+def _head_card(taps: list[str], channels: list[int]) -> dict:
+    """The card's 'head' (what the head reads) and 'cam' (the measured default map for that head) entries."""
+    kind = "multilayer" if taps else "pooled"
+    return {"head": {"type": kind, "taps": taps, "tap_channels": channels},
+            "cam": {**DEFAULT_CAM[kind], "chosen_by": "python -m evaluation.benchmarks.cam_candidates "
+                                                      "(docs/benchmarks.md)"}}
 
 
 def _counts(frame: pd.DataFrame, split: str, species: list[str]) -> dict[str, int]:
