@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from pipeline.datasets import LabelledImages, read_dataset
 from pipeline.device import resolve_device
 from pipeline.models.backbones import DEFAULT_BACKBONE, Backbone, create_backbone, default_taps
-from pipeline.models.classifier import LinearProbeClassifier, pooled_features
+from pipeline.models.classifier import LinearProbeClassifier, in_forward_order, pooled_features
 from pipeline.models.io import save_classifier
 from pipeline.models.preprocess import Preprocess
 from traits.errors import BadImageError, BadValueError, DatasetError, UnknownChoiceError
@@ -296,9 +296,7 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
 
 def _choose_taps(bb: Backbone, head: str, taps: list[str] | None) -> list[str]:
     """The layers a multilayer head reads (given, else the stage outputs), in forward order; [] for pooled."""
-    taps = list(taps or default_taps(bb.model)) if head == "multilayer" else []
-    order = {name: i for i, (name, _) in enumerate(bb.model.named_modules())}
-    taps = sorted(dict.fromkeys(taps), key=lambda t: order.get(t, -1))  # forward order, shallow to deep
+    taps = in_forward_order(bb.model, taps or default_taps(bb.model)) if head == "multilayer" else []
     if head == "multilayer" and not taps:
         log.warning("Backbone %s has no convolutional stages to tap; training a pooled head instead.", bb.name)
     return taps

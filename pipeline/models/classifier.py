@@ -93,6 +93,12 @@ def _keep(store: dict, name: str, module: nn.Module, inputs, output) -> None:
     store[name] = output
 
 
+def in_forward_order(backbone: nn.Module, taps: Sequence[str]) -> list[str]:
+    """The tapped module names without repeats, sorted as the backbone registers (and runs) them."""
+    order = {name: i for i, (name, _) in enumerate(backbone.named_modules())}
+    return sorted(dict.fromkeys(taps), key=lambda t: order.get(t, -1))
+
+
 def pooled_features(backbone: nn.Module, taps: Sequence[str], images: torch.Tensor) -> torch.Tensor:
     """Global-average-pooled outputs of the tapped backbone modules, concatenated in order [N, sum K_l];
     with no taps, the backbone's own pooled features [N, D]."""
@@ -137,8 +143,7 @@ class LinearProbeClassifier(Classifier):
         if len(taps) != len(tap_channels) or (taps and sum(tap_channels) != head.in_features):
             raise ValueError(f"taps {list(taps)} with channels {list(tap_channels)} do not fit a head reading "
                              f"{head.in_features} features")
-        order = {name: i for i, (name, _) in enumerate(backbone.named_modules())}
-        if list(taps) != sorted(taps, key=lambda t: order.get(t, -1)):
+        if list(taps) != in_forward_order(backbone, taps):
             # The deepest tap must come last: only there is the head's weight the whole gradient (fast path).
             raise ValueError(f"taps {list(taps)} are not in the backbone's forward order")
         self.backbone = backbone.eval()
