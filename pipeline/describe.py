@@ -109,7 +109,7 @@ class DescribeResult:
     """What describe() returns: the paragraph, ranked traits with evidence, regions, maps and provenance.
 
     maps: name -> float32 [H, W] in [0, 1] at the classifier's input size ('gradcam', 'finer', 'finer_reverse').
-    target_probability: the classifier's softmax probability of the target species for this photo.
+    target_probability: the classifier's calibrated probability of the target species (softmax of logits / T, card.json).
     uncertain: True when the classifier is unsure (the target is not its top guess, or its probability is low).
     """
 
