@@ -36,7 +36,7 @@ from pipeline.scoring import (
     shown_floor,
 )
 from prompts.compose import Clause, compose_paragraph
-from prompts.phrases import candidate_phrases
+from prompts.phrases import candidate_phrases, measurable_controls
 from traits.errors import BadValueError, ConflictingOptionsError, MissingValueError, TraitsError
 from traits.expert import load_expert
 from traits.io import dumps_strict
@@ -109,7 +109,7 @@ class DescribeResult:
     """What describe() returns: the paragraph, ranked traits with evidence, regions, maps and provenance.
 
     maps: name -> float32 [H, W] in [0, 1] at the classifier's input size ('gradcam', 'finer', 'finer_reverse').
-    target_probability: the classifier's softmax probability of the target species for this photo.
+    target_probability: the classifier's calibrated probability of the target species (softmax of logits / T, card.json).
     uncertain: True when the classifier is unsure (the target is not its top guess, or its probability is low).
     """
 
@@ -291,7 +291,8 @@ class Pipeline:
                                                    and self.scorer.supports_trait(c.trait.part, c.trait.attribute))]
         if not colour:  # a photo without colour cannot show a colour difference, whatever a scorer says
             cands = [c for c in cands if c.control or c.trait.attribute != "colour"]
-        return cands, lists
+        # Controls the scorer cannot read (the colour scorer: random words) become a random part and colour.
+        return measurable_controls(cands, self.scorer.supports, self.group), lists
 
     def _profile_fn(self, cands: Sequence[Any], species: Any = None):
         """profile(images, phrases) -> scores [n, P], computed exactly as for the described photo (same organism

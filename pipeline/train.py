@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from pipeline.calibration import calibrate
 from pipeline.datasets import LabelledImages, read_dataset
 from pipeline.device import resolve_device
 from pipeline.models.backbones import DEFAULT_BACKBONE, Backbone, create_backbone, default_taps
@@ -59,6 +60,7 @@ class TrainReport:
     accuracy_interval: tuple[float, float] | None = None  # 95 % Wilson interval of the test accuracy
     warnings: list[str] = field(default_factory=list)
     taxon_group: str = DEFAULT_GROUP
+    calibration: dict = field(default_factory=dict)  # the card's 'calibration' entry (temperature, test ECE / NLL)
 
 
 def _image_key(path: str) -> str:
@@ -256,8 +258,12 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
         raise DatasetError("The training split is empty.", "Mark some rows split=train, or drop the split column.")
     fitted = fit_linear_head(feats[is_train].to(dev), labels[is_train].to(dev), len(species), epochs, lr, seed=seed)
     with torch.no_grad():
-        predicted = fitted(feats).argmax(-1)
+        logits = fitted(feats).float()
+    predicted = logits.argmax(-1)
     test = ~is_train
+    # Temperature from out-of-fold logits of the training split (same head settings); the test split only reports.
+    calibration = calibrate(feats[is_train], labels[is_train], logits[test], labels[test], len(species),
+                            lambda f, y, k: fit_linear_head(f.to(dev), y.to(dev), k, epochs, lr, seed=seed), seed=seed)
     n_correct = int((predicted[test] == labels[test]).sum())
     accuracy = n_correct / int(test.sum()) if test.any() else None
     interval = wilson_interval(n_correct, int(test.sum()))
@@ -278,20 +284,24 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
                      "warnings": sample_warnings},
         "taxon_group": group,
         "accuracy": None if accuracy is None else round(accuracy, 4),
-        "accuracy_interval": None if interval is None else {
-            "low": round(interval[0], 4), "high": round(interval[1], 4), "level": 0.95, "method": "wilson",
-            "n_test": int(test.sum())},
+        "accuracy_interval": _interval_card(interval, int(test.sum())),
+        "calibration": calibration,
         "per_species_accuracy": dict(zip(summary["species"], summary["accuracy"].round(4), strict=True)),
     }
     save_classifier(clf, out, card)
-    _write_table(out / "references.csv", frame.assign(image=frame["path"])[["image", "species", "split"]])
-    _write_table(out / "per_species.csv", summary)
-    _write_table(out / "confusion.csv", _confusion(species, labels[test], predicted[test]))
-    if skipped:
-        _write_table(out / "skipped.csv", pd.DataFrame(skipped, columns=["path", "reason"]))
+    _write_tables(out, frame, summary, _confusion(species, labels[test], predicted[test]), skipped)
     return TrainReport(model_dir=out, accuracy=accuracy, n_train=int(is_train.sum()), n_test=int(test.sum()),
                        n_skipped=len(skipped), seconds=seconds, species=species, per_species=summary, skipped=skipped,
-                       accuracy_interval=interval, warnings=sample_warnings, taxon_group=group)
+                       accuracy_interval=interval, warnings=sample_warnings, taxon_group=group,
+                       calibration=calibration)
+
+
+def _interval_card(interval: tuple[float, float] | None, n_test: int) -> dict | None:
+    """The card's 'accuracy_interval' entry (95 % Wilson), None without test photos."""
+    if interval is None:
+        return None
+    return {"low": round(interval[0], 4), "high": round(interval[1], 4), "level": 0.95, "method": "wilson",
+            "n_test": n_test}
 
 
 def _choose_taps(bb: Backbone, head: str, taps: list[str] | None) -> list[str]:
@@ -329,6 +339,16 @@ def _confusion(species: list[str], labels: torch.Tensor, predicted: torch.Tensor
     k = len(species)
     counts = torch.bincount(labels * k + predicted, minlength=k * k).reshape(k, k) if len(labels) else torch.zeros(k, k)
     return pd.DataFrame(counts.numpy(), index=pd.Index(species, name="true"), columns=species).reset_index()
+
+
+def _write_tables(out: Path, frame: pd.DataFrame, summary: pd.DataFrame, confusion: pd.DataFrame,
+                  skipped: list[tuple[str, str]]) -> None:
+    """The model folder's tables: reference photos, per-species accuracy, confusion, skipped files (if any)."""
+    _write_table(out / "references.csv", frame.assign(image=frame["path"])[["image", "species", "split"]])
+    _write_table(out / "per_species.csv", summary)
+    _write_table(out / "confusion.csv", confusion)
+    if skipped:
+        _write_table(out / "skipped.csv", pd.DataFrame(skipped, columns=["path", "reason"]))
 
 
 def _write_table(path: Path, frame: pd.DataFrame) -> None:

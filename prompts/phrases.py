@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from traits.model import Trait
@@ -130,6 +130,29 @@ def control_candidates(n: int = 8, seed: int = 0, words_per_phrase: int = 2) -> 
     for _ in range(n):
         phrase = " ".join(rng.sample(CONTROL_WORDS, words_per_phrase))
         out.append(Candidate(phrase, Trait(part="control", attribute="control", value=phrase, text=phrase), "control"))
+    return out
+
+
+def measurable_controls(cands: Sequence[Candidate], measurable: Callable[[str], bool], group: str = "butterfly",
+                        seed: int = 0) -> list[Candidate]:
+    """cands with every random-word control the scorer cannot measure turned into one it can: its words plus a
+    random colour of the group's palette on a random part that the real phrases name ('kettle lantern green
+    hindwing'), scored on that part like a real phrase. The colour scorer reads only colours and patterns, so
+    bare random words would score nothing (NaN) and the controls would measure nothing; drawn at random, part
+    and colour say how large an effect a trait nobody chose reaches on this photo. Controls the scorer can
+    read (embedding scorers: any text) and all real phrases pass unchanged."""
+    parts = list(dict.fromkeys(c.trait.part for c in cands if not c.control and c.trait.part))
+    colours = load_vocab().for_group(group).base_colours
+    if not parts or not colours:
+        return list(cands)
+    rng = random.Random(seed)
+    out = []
+    for c in cands:
+        if c.control and not measurable(c.phrase):
+            part, colour = rng.choice(parts), rng.choice(colours)
+            phrase = f"{c.phrase} {colour} {part}"
+            c = Candidate(phrase, Trait(part=part, attribute="control", value=phrase, text=phrase), "control")
+        out.append(c)
     return out
 
 

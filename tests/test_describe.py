@@ -175,3 +175,17 @@ def test_cli_several_photos_and_a_folder_load_the_model_once(model_dir, syntheti
         main(["describe", str(photos[0]), str(photos[1]), "--contrast", "Marginia alba", "--model", str(model_dir),
               "--report", str(tmp_path / "one.html")])
     assert exc.value.code == 2 and "[FT013]" in capsys.readouterr().err
+
+
+def test_controls_are_measured_with_the_colour_scorer(pipe, synthetic_species_dir):
+    # The colour scorer cannot read random words: each control is scored as a random palette colour on a random
+    # part, so the controls carry real, finite scores and effects (they came out NaN / 0 before).
+    photo = _test_photos(synthetic_species_dir, "Synthia aurantiaca")[0]
+    r = pipe.describe(photo, "Synthia rubra", target_species="Synthia aurantiaca")
+    assert len(r.controls) == pipe.n_controls
+    assert all(np.isfinite(c.score) and np.isfinite(c.effect) for c in r.controls)
+    assert any(abs(c.effect) > 0 for c in r.controls)
+    assert all(c.control and c.trait.attribute == "control" and pipe.scorer.supports(c.phrase) for c in r.controls)
+    assert not any(t.control for t in r.traits)
+    again = pipe.describe(photo, "Synthia rubra", target_species="Synthia aurantiaca")
+    assert [c.phrase for c in again.controls] == [c.phrase for c in r.controls]  # seeded: same controls each time

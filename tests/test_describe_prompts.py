@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from prompts.compose import Clause, compose_paragraph, trait_clause
 from prompts.phrases import (
+    CONTROL_WORDS,
     Candidate,
     candidate_phrases,
     control_candidates,
     expert_candidates,
     filter_candidates,
+    measurable_controls,
     vocab_candidates,
 )
 from prompts.templates import TRAIT_TEMPLATES, trait_prompts
 from traits.model import Trait
+from traits.vocab import load_vocab
 
 
 def test_vocabulary_phrases_cover_parts_colours_and_presence():
@@ -56,3 +59,16 @@ def test_paragraph_hedges_by_confidence():
     assert "not sure" in compose_paragraph("A", "B", [strong], 0.31, True, "C")
     assert compose_paragraph("A", "B", []).startswith("No trait phrase separated A from B")
     assert trait_clause(Clause("wing", "pattern", "spotted", "-", "moderate")) == "a less spotted wing"
+
+
+def test_measurable_controls_only_touch_controls_the_scorer_cannot_read():
+    cands = candidate_phrases("butterfly", n_controls=6)
+    everything = measurable_controls(cands, lambda phrase: True)
+    assert everything == cands  # an embedding scorer reads random words: the WaffleCLIP controls stay
+    colour_only = measurable_controls(cands, lambda phrase: not phrase.startswith(tuple(CONTROL_WORDS)))
+    real = [c for c in cands if not c.control]
+    assert [c for c in colour_only if not c.control] == real
+    parts = {c.trait.part for c in real}
+    moved = [c for c in colour_only if c.control]
+    assert len(moved) == 6 and all(c.trait.part in parts for c in moved)
+    assert all(c.phrase.split()[2] in load_vocab().for_group("butterfly").base_colours for c in moved)

@@ -53,7 +53,7 @@ def cam(
             pipeline.CamRequest(method=name, target=spec(target), contrast=spec(contrast), gamma=gamma,
                        references=references, weighting=weighting, layer=layer)]
     plain, fine = pipeline.explain_many(clf, [photo], reqs)
-    probs = fine.logits.softmax(-1)[0]
+    probs = clf.probabilities(fine.logits)[0]  # calibrated; the maps explain the raw logits
     t = int(fine.target_idx[0])
     refs = [int(r) for r in fine.reference_idx[0] if r >= 0]
     vs = ", ".join(clf.label(r) for r in refs)

@@ -68,6 +68,20 @@ def train(
                   f"{report.taxon_group}); tested on {report.n_test}; skipped {report.n_skipped}. "
                   f"Time: {report.seconds:.1f} s.", highlight=False)
     console.print(f"Test accuracy: [bold]{acc}[/].", highlight=False)
+    console.print(_calibration_line(report.calibration), highlight=False)
     if report.n_skipped:
         console.print(f"Skipped files are listed in {out / 'skipped.csv'}.")
     console.print(f"Model saved to {out}. Next: finer-traits cam PHOTO --model {out} --contrast SPECIES")
+
+
+def _calibration_line(cal: dict) -> str:
+    """One line on the temperature and what it did to the test split's calibration error."""
+    if not cal:
+        return "Probabilities: not calibrated."
+    if cal.get("skipped"):
+        return f"Probabilities: not calibrated ({cal['skipped']})."
+    line = f"Probabilities: temperature {cal['temperature']:.3f}, fitted on {cal['n']} out-of-fold training logits"
+    if cal.get("ece_test_before") is None:
+        return line + "."
+    return (line + f"; test ECE ({cal['ece_bins']} bins) {cal['ece_test_before']:.3f} -> {cal['ece_test_after']:.3f},"
+            f" NLL {cal['nll_test_before']:.3f} -> {cal['nll_test_after']:.3f}.")

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.calibration import card_temperature
 from pipeline.images import ImageSource
 from pipeline.models.preprocess import Preprocess
 from pipeline.species import SpeciesIndex
@@ -75,10 +76,19 @@ class Classifier(nn.Module):
         """Raw class logits [N, C] for a normalised image batch [N, 3, H, W]."""
         return self(images.to(self.device))
 
+    @property
+    def temperature(self) -> float:
+        """The card's calibration temperature (1.0 for models trained before calibration)."""
+        return card_temperature(self.card)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Calibrated probabilities softmax(logits / T) [N, C]; the logits themselves (what CAMs explain) stay raw."""
+        return (logits / self.temperature).softmax(-1)
+
     @torch.no_grad()
     def predict(self, images: ImageSource | Sequence[ImageSource] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(softmax probabilities [N, C], predicted indices [N]) for images in any accepted form."""
-        probs = self.logits(self.prepare(images)).softmax(-1)
+        """(calibrated probabilities [N, C], predicted indices [N]) for images in any accepted form."""
+        probs = self.probabilities(self.logits(self.prepare(images)))
         return probs, probs.argmax(-1)
 
     def default_cam_layer(self) -> str:
