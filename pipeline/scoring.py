@@ -19,7 +19,7 @@ from scipy import stats
 
 from pipeline.masks import mask_box
 from pipeline.regions import Region, core_box, masked_crop, part_layout, part_pieces
-from pipeline.scorers.base import Scorer
+from pipeline.scorers.base import SIDE_CROP_PAD, Scorer
 from prompts.phrases import Candidate, render_trait, value_options
 
 STRONG, MODERATE, WEAK = 2.5, 1.25, 0.5  # |effect| thresholds (in reference standard deviations)
@@ -60,8 +60,8 @@ def context_crop(image: Image.Image, mask: np.ndarray | None, pad: float = 0.15)
 
 # Side crops for embedding models: one square crop per layout piece (left band, right band), grown by this share
 # and at least this share of the photo's short side, so a crop shows one structure with its surroundings, as in
-# the photos such models learned from, rather than two halves of the organism glued into one frame.
-SIDE_CROP_PAD = 0.5
+# the photos such models learned from, rather than two halves of the organism glued into one frame (the pad,
+# SIDE_CROP_PAD, lives with the scorers' CropPolicy, whose default framing it is).
 SIDE_CROP_MIN = 0.18
 
 
@@ -93,7 +93,8 @@ def _part_crops(image: Image.Image, organism: np.ndarray | None, keys: Sequence[
     crop (a masked cut-out, or a box with context for context-crop scorers); the whole organism when the layout
     does not know the part."""
     # Embedding models were trained on plain photos: they get the part's box with some context, not a cut-out.
-    cut = context_crop if getattr(scorer, "context_crops", False) else masked_crop
+    policy = scorer.crop_policy
+    cut = context_crop if policy.context_crops else masked_crop
     whole = cut(image, organism)
     box = core_box(organism) if organism is not None and organism.any() else None
     out = []
@@ -102,10 +103,9 @@ def _part_crops(image: Image.Image, organism: np.ndarray | None, keys: Sequence[
             out.append([whole])
             continue
         pieces = side_pieces(organism, key, group, box)
-        if getattr(scorer, "side_crops", False):
+        if policy.side_crops:
             # Several framings per piece where the scorer asks for them (pipeline.scorers.clip.CROP_PADS).
-            pads = getattr(scorer, "crop_pads", (SIDE_CROP_PAD,))
-            out.append([square_crop(image, m, pad=pad) for m in pieces for pad in pads] or [whole])
+            out.append([square_crop(image, m, pad=pad) for m in pieces for pad in policy.crop_pads] or [whole])
         else:
             out.append([cut(image, np.logical_or.reduce(pieces))] if pieces else [whole])
     return out
@@ -147,9 +147,9 @@ def image_profile(image: Image.Image, organism: np.ndarray | None, candidates: S
     for j, c in enumerate(candidates):
         by_part.setdefault(crop_part(c.trait.part, c.trait.attribute, group), []).append(j)
     crops = _part_crops(image, organism, list(by_part), scorer, group)
-    if getattr(scorer, "value_scores", None) in ("prob", "logprob"):
+    if scorer.crop_policy.value_scores in ("prob", "logprob"):
         return _value_profile(crops, list(by_part.values()), candidates, scorer, group)
-    if getattr(scorer, "batch_crops", False):
+    if scorer.crop_policy.batch_crops:
         # Embedding scorers: one batched pass over all part crops, then pick each phrase's own part.
         flat = [c for group_crops in crops for c in group_crops]
         table = _mean_rows(torch.as_tensor(scorer.score(flat, [c.phrase for c in candidates])), crops).numpy()
@@ -190,8 +190,8 @@ def _value_profile(crops: Sequence[Sequence[Image.Image]], groups: Sequence[list
     col = {p: i for i, p in enumerate(phrases)}
     flat = [c for group_crops in crops for c in group_crops]
     table = _mean_rows(torch.as_tensor(scorer.score(flat, phrases)).double(), crops)
-    logits = float(getattr(scorer, "logit_scale", 100.0)) * table
-    log = getattr(scorer, "value_scores", "prob") == "logprob"
+    logits = float(scorer.crop_policy.logit_scale) * table
+    log = scorer.crop_policy.value_scores == "logprob"
     out = np.full(len(candidates), np.nan, dtype=np.float64)
     for k, idx in enumerate(groups):
         for j in idx:
@@ -204,7 +204,7 @@ def region_scores(image: Image.Image, organism: np.ndarray | None, regions: Sequ
                   candidates: Sequence[Candidate], scorer: Scorer) -> tuple[np.ndarray, np.ndarray]:
     """(whole-organism scores [P], region scores [R, P]); regions are cut to the organism when it is known."""
     phrases = [c.phrase for c in candidates]
-    if getattr(scorer, "context_crops", False):
+    if scorer.crop_policy.context_crops:
         crops = [context_crop(image, organism)] + [r.crop for r in regions]
     else:
         crops = [masked_crop(image, organism)]
@@ -227,7 +227,7 @@ MIN_SHOWN = 0.1
 def _probability_as_score(scorer: Scorer, p: float) -> float | None:
     """Probability p on the scorer's score scale (log p for log-probabilities, p for probabilities); None for
     scorers whose scores are not value probabilities."""
-    mode = getattr(scorer, "value_scores", None)
+    mode = scorer.crop_policy.value_scores
     return float(np.log(p)) if mode == "logprob" else (p if mode == "prob" else None)
 
 

@@ -10,6 +10,7 @@ import torch
 
 from pipeline.describe import Pipeline
 from pipeline.models import load_classifier
+from pipeline.scorers.base import CropPolicy
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +59,7 @@ class _PartShiftScorer:
     """Fake embedding scorer: every phrase naming the forewing band rises with how band-like the crop is (its
     green channel), and the colour the crop shows (red channel > 128: red, else orange) adds 0.2."""
 
-    batch_crops = True
-    value_scores = "prob"
-    logit_scale = 20.0
+    crop_policy = CropPolicy(batch_crops=True, value_scores="prob", logit_scale=20.0)
 
     def score(self, crops, phrases):
         rows = []

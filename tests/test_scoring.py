@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.scorers.base import CropPolicy
 from pipeline.scoring import MIN_SHOWN, crop_part, rank_phrases, shown_floor, square_crop
 from prompts.phrases import Candidate
 from traits.model import Trait
+
+
+def _plain(**policy):
+    """A stand-in scorer that declares only its crop policy (defaults: raw scores, masked cut-outs)."""
+    return type("Plain", (), {"crop_policy": CropPolicy(**policy)})()
 
 
 def test_square_crop_stays_inside_the_photo_and_keeps_context():
@@ -51,9 +57,9 @@ def test_a_presence_crop_covers_the_host_wing_and_where_its_tail_would_be():
 
 def test_moves_among_values_neither_side_shows_are_not_ranked():
     class LogProbScorer:
-        value_scores = "logprob"
+        crop_policy = CropPolicy(value_scores="logprob")
 
-    assert shown_floor(LogProbScorer()) == pytest.approx(np.log(MIN_SHOWN)) and shown_floor(object()) is None
+    assert shown_floor(LogProbScorer()) == pytest.approx(np.log(MIN_SHOWN)) and shown_floor(_plain()) is None
     floor = shown_floor(LogProbScorer())
     rng = np.random.default_rng(0)
     cands = [Candidate(f"{v} body", Trait(part="body", attribute="colour", value=v), "vocab")
@@ -95,7 +101,7 @@ def test_embedding_scorers_get_each_side_at_every_framing():
     from pipeline.scoring import _part_crops
 
     class Framed:
-        side_crops, crop_pads = True, (0.1, 0.5)
+        crop_policy = CropPolicy(side_crops=True, crop_pads=(0.1, 0.5))
 
     img = Image.new("RGB", (160, 160))
     organism = np.zeros((160, 160), bool)
@@ -103,7 +109,7 @@ def test_embedding_scorers_get_each_side_at_every_framing():
     (band,) = _part_crops(img, organism, [("forewing band",)], Framed(), "butterfly")
     assert len(band) == 4  # two sides x two framings
     assert band[0].size[0] < band[1].size[0]  # the tighter framing first, per side
-    (single,) = _part_crops(img, organism, [("forewing band",)], type("One", (), {"side_crops": True})(), "butterfly")
+    (single,) = _part_crops(img, organism, [("forewing band",)], _plain(side_crops=True), "butterfly")
     assert len(single) == 2 and single[0].size == band[1].size  # default: the 0.5 framing only
 
 
@@ -118,8 +124,8 @@ def test_no_tail_shape_is_claimed_for_the_side_without_a_tail():
              cand("long hindwing tail", "hindwing tail", "shape", "long"),
              cand("red forewing band", "forewing band", "colour", "red"),
              cand("forewing band", "forewing band", "presence", "present")]
-    absent = absent_threshold(type("LogProb", (), {"value_scores": "logprob"})())
-    assert absent == pytest.approx(np.log(0.5)) and absent_threshold(object()) is None
+    absent = absent_threshold(_plain(value_scores="logprob"))
+    assert absent == pytest.approx(np.log(0.5)) and absent_threshold(_plain()) is None
     # log P(present) of each presence phrase on this species (here) and on the contrast (there).
     here, there = np.array([-1.5, 0, 0, 0, -0.2]), np.array([-0.1, 0, 0, 0, -0.1])
     ranks = np.array([2.0, 1.5, 1.2, 1.0, 0.8])

@@ -2,7 +2,8 @@
 
 A new scorer is one class and one decorator: subclass Scorer, give it a `name`, decorate it with
 `@register_scorer()` (extra arguments are aliases) and, when its spec takes an argument ('NAME:ARG'), override
-`from_spec`. Importing its module registers it; `create_scorer('NAME:ARG')` then builds it.
+`from_spec`. Importing its module registers it; `create_scorer('NAME:ARG')` then builds it. How describe() cuts
+its crops and reads its scores is the class's `crop_policy` (a CropPolicy: side crops, framings, value softmax).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 
 # Importing the scorer modules registers their classes (@register_scorer).
-from pipeline.scorers.base import SCORERS, Scorer, list_scorers, register_scorer
+from pipeline.scorers.base import SCORERS, CropPolicy, Scorer, list_scorers, register_scorer
 from pipeline.scorers.color import ColorScorer
 from pipeline.scorers.hf_clip import TransformersClipScorer
 from pipeline.scorers.openclip import OpenClipScorer
@@ -32,5 +33,5 @@ def create_scorer(spec: str | Scorer = "color", device: str | torch.device = "au
     return cls.from_spec(arg, device=device)
 
 
-__all__ = ["ColorScorer", "OpenClipScorer", "SCORERS", "SCORER_SPECS", "Scorer", "TransformersClipScorer",
+__all__ = ["ColorScorer", "CropPolicy", "OpenClipScorer", "SCORERS", "SCORER_SPECS", "Scorer", "TransformersClipScorer",
            "create_scorer", "list_scorers", "register_scorer"]

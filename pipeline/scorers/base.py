@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -14,6 +15,29 @@ from traits.errors import UnknownChoiceError
 # Background for RGBA crops (alpha = organism mask) when a model needs plain RGB: mid grey is neutral for CLIP.
 NEUTRAL_GREY = (124, 116, 104)
 MIN_CROP_SIDE = 16
+# Side crops grow a layout piece's box by this share on each side by default (pipeline.scoring.square_crop).
+SIDE_CROP_PAD = 0.5
+
+
+@dataclass(frozen=True)
+class CropPolicy:
+    """How describe() cuts a scorer's crops and reads its scores; each scorer declares one (see Scorer.crop_policy).
+
+    batch_crops: score all part crops in one call (much cheaper than one by one for embedding models).
+    context_crops: part boxes with surrounding context instead of alpha-masked cut-outs.
+    side_crops: one square crop with context per layout piece (left band, right band), scores averaged.
+    crop_pads: the framings (box growth shares) of each side crop; several average out where a part falls.
+    value_scores: 'prob' / 'logprob': each phrase's (log-)softmax among the other values of its part and
+        attribute; None: the scorer's raw scores (see pipeline.scoring.value_alternatives).
+    logit_scale: the softmax temperature of value scores (CLIP: 100 after training).
+    """
+
+    batch_crops: bool = False
+    context_crops: bool = False
+    side_crops: bool = False
+    crop_pads: tuple[float, ...] = (SIDE_CROP_PAD,)
+    value_scores: str | None = None
+    logit_scale: float = 100.0
 
 
 class Scorer(ABC):
@@ -24,7 +48,8 @@ class Scorer(ABC):
     """
 
     name = "base"
-    batch_crops = False  # True when scoring many crops in one call is much cheaper than one by one (embeddings)
+    # Masked cut-outs scored one part at a time, raw scores: what a pixel scorer needs. Scorers set their own.
+    crop_policy: CropPolicy = CropPolicy()
 
     @property
     def spec(self) -> str:

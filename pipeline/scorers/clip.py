@@ -7,12 +7,13 @@ from __future__ import annotations
 import hashlib
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pipeline.scorers.base import Scorer, flatten_rgba
+from pipeline.scorers.base import CropPolicy, Scorer, flatten_rgba
 from prompts.templates import trait_prompts
 
 # describe() cuts one square crop per layout piece (left / right wing) at each of these paddings (share of the
@@ -25,14 +26,10 @@ CROP_PADS = (0.1, 0.3, 0.5)
 class ClipScorer(Scorer):
     """Base of the embedding scorers: subclasses encode prompts and images; this class ensembles, caches, scores."""
 
-    batch_crops = True
-    context_crops = False  # True: part boxes with context instead of alpha-masked cut-outs
-    side_crops = True  # describe() profiles: square crops with context per layout piece, scores averaged
-    crop_pads: tuple[float, ...] = CROP_PADS
-    # describe() profiles: each phrase's (log-)softmax among the other values of its part and attribute
-    # ('prob' / 'logprob'), None: raw cosine similarities (see pipeline.scoring.value_alternatives).
-    value_scores: str | None = "logprob"
-    logit_scale = 100.0  # the model's softmax temperature (CLIP: 100 after training); subclasses read their own
+    # Embedding models learned from plain photos: square side crops with context, batched, scored as each phrase's
+    # log-softmax among its part's values; subclasses replace logit_scale with their model's own.
+    crop_policy = CropPolicy(batch_crops=True, context_crops=False, side_crops=True, crop_pads=CROP_PADS,
+                             value_scores="logprob", logit_scale=100.0)
     templates: list[str]
     batch_size = 32
 
@@ -47,9 +44,30 @@ class ClipScorer(Scorer):
     @property
     def cache_id(self) -> str:
         templates = hashlib.sha1("|".join(self.templates).encode()).hexdigest()[:10]
-        pads = ",".join(f"{p:g}" for p in self.crop_pads)
-        return (f"{self.spec}|context={self.context_crops}|sides={self.side_crops}|pads={pads}"
-                f"|values={self.value_scores}|templates={templates}")
+        policy = self.crop_policy
+        pads = ",".join(f"{p:g}" for p in policy.crop_pads)
+        return (f"{self.spec}|context={policy.context_crops}|sides={policy.side_crops}|pads={pads}"
+                f"|values={policy.value_scores}|templates={templates}")
+
+    @property
+    def value_scores(self) -> str | None:
+        """The crop policy's value_scores ('logprob'): how describe() reads this scorer's scores."""
+        return self.crop_policy.value_scores
+
+    @property
+    def crop_pads(self) -> tuple[float, ...]:
+        """The crop policy's side-crop framings."""
+        return self.crop_policy.crop_pads
+
+    @property
+    def logit_scale(self) -> float:
+        """The crop policy's softmax temperature (the model's own where it has one)."""
+        return self.crop_policy.logit_scale
+
+    def _use_model_scale(self, scale: object) -> None:
+        """Take the model's learned temperature (a log-scale tensor) into the crop policy when it has one."""
+        if isinstance(scale, torch.Tensor):
+            self.crop_policy = replace(self.crop_policy, logit_scale=float(scale.detach().exp()))
 
     @torch.no_grad()
     def text_embeddings(self, phrases: Sequence[str]) -> torch.Tensor:

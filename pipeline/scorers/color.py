@@ -18,7 +18,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from pipeline.scorers.base import Scorer, crop_arrays, register_scorer
+from pipeline.scorers.base import CropPolicy, Scorer, crop_arrays, register_scorer
 from traits.vocab import load_vocab
 
 # The palette (base colours, their sRGB anchors and the colour words folded onto them) is the vocabulary's
@@ -148,6 +148,8 @@ class ColorScorer(Scorer):
     """Offline scorer for colour and pattern phrases: shares of named CIELAB colours and of spot/band blobs."""
 
     name = "color"
+    # Pixel statistics: alpha-masked cut-outs scored one part at a time, raw colour shares (no softmax).
+    crop_policy = CropPolicy(batch_crops=False, context_crops=False, side_crops=False, value_scores=None)
 
     # Bumped whenever the same phrase would get another score (2: a band or spot after a wing word is a part).
     version = 2

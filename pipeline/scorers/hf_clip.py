@@ -55,9 +55,7 @@ class TransformersClipScorer(ClipScorer):
         self.templates = list(templates or TRAIT_TEMPLATES)
         self.batch_size = batch_size
         self._siglip = "siglip" in type(self.model).__name__.lower()
-        scale = getattr(self.model, "logit_scale", None)
-        if isinstance(scale, torch.Tensor):
-            self.logit_scale = float(scale.detach().exp())
+        self._use_model_scale(getattr(self.model, "logit_scale", None))
 
     @classmethod
     def from_spec(cls, arg: str, device: str | torch.device = "auto") -> TransformersClipScorer:

@@ -59,9 +59,7 @@ class OpenClipScorer(ClipScorer):
         # A model trained on bare captions is asked in its own words; templates passed here still win.
         self.templates = list(templates or (vocab and vocab["templates"]) or TRAIT_TEMPLATES)
         self.batch_size = batch_size
-        scale = getattr(self.bundle.model, "logit_scale", None)
-        if isinstance(scale, torch.Tensor):
-            self.logit_scale = float(scale.detach().exp())
+        self._use_model_scale(getattr(self.bundle.model, "logit_scale", None))
         self.trained_parts = None if vocab is None else vocab["parts"]
         self.trained_traits = None if vocab is None else vocab["traits"]
 
