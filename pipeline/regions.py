@@ -16,7 +16,7 @@ from scipy import ndimage
 from scipy.cluster.vq import kmeans2
 from skimage.color import rgb2lab
 
-from pipeline.masks import mask_box
+from pipeline.masks import Box, mask_box
 from traits.vocab import load_vocab
 
 
@@ -24,14 +24,14 @@ from traits.vocab import load_vocab
 class Region:
     """One region of a map, in image pixels.
 
-    box: (x0, y0, x1, y1), x1/y1 exclusive. mass: share of the whole map's mass inside the box.
+    box: the Box (x0, y0, x1, y1), x1/y1 exclusive. mass: share of the whole map's mass inside the box.
     area: share of the image area the box covers. location: where on the organism the box lies
     ('upper left of the organism', ...), or None when no outline could be estimated.
     crop: the photo cut to the box (left out of to_dict).
     """
 
     index: int
-    box: tuple[int, int, int, int]
+    box: Box
     mass: float
     area: float
     peak: float
@@ -54,7 +54,7 @@ def _resize_map(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+def _iou(a: Box, b: Box) -> float:
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
@@ -62,14 +62,14 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _overlap_of_smaller(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+def _overlap_of_smaller(a: Box, b: Box) -> float:
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
     return ix * iy / smaller if smaller > 0 else 0.0
 
 
-def _pad_box(box: tuple[int, int, int, int], pad: float, min_side: int, width: int, height: int) -> tuple[int, int, int, int]:
+def _pad_box(box: Box, pad: float, min_side: int, width: int, height: int) -> Box:
     """Grow a box by `pad` of its size on each side, then to at least min_side, clipped to the image."""
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
@@ -82,7 +82,7 @@ def _pad_box(box: tuple[int, int, int, int], pad: float, min_side: int, width: i
     half_w, half_h = min(half_w, width / 2), min(half_h, height / 2)
     cx = min(max(cx, half_w), width - half_w)
     cy = min(max(cy, half_h), height - half_h)
-    return (int(round(cx - half_w)), int(round(cy - half_h)), int(round(cx + half_w)), int(round(cy + half_h)))
+    return Box(int(round(cx - half_w)), int(round(cy - half_h)), int(round(cx + half_w)), int(round(cy + half_h)))
 
 
 # The outline is estimated on the photo shrunk to this longest side: enough for wings and tails, and GrabCut
@@ -171,7 +171,7 @@ def _main_blobs(fg: np.ndarray) -> np.ndarray | None:
     return keep if 0.02 <= keep.mean() <= 0.97 else None
 
 
-def describe_location(box: tuple[int, int, int, int], organism: np.ndarray | None) -> str | None:
+def describe_location(box: Box, organism: np.ndarray | None) -> str | None:
     """Where a box's centre lies within the organism's bounding box, in words ('upper left', 'centre', ...)."""
     if organism is None or not organism.any():
         return None
@@ -189,7 +189,7 @@ def describe_location(box: tuple[int, int, int, int], organism: np.ndarray | Non
     return "centre of the organism"
 
 
-def relative_position(box: tuple[int, int, int, int], organism: np.ndarray | None) -> tuple[float, float] | None:
+def relative_position(box: Box, organism: np.ndarray | None) -> tuple[float, float] | None:
     """Box centre in organism-box coordinates (0..1 on each axis), or None without an outline."""
     if organism is None or not organism.any():
         return None
@@ -225,10 +225,10 @@ def extract_regions(image: Image.Image, cam: np.ndarray, top_k: int = 3, thresho
     candidates = []
     for lab, _mass in sorted(zip(idx, masses, strict=True), key=lambda t: -t[1]):
         sl = slices[lab - 1]
-        raw = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
+        raw = Box(sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
         box = _pad_box(raw, pad, min_side, width, height)
         candidates.append((lab, box))
-    kept: list[tuple[int, tuple[int, int, int, int]]] = []
+    kept: list[tuple[int, Box]] = []
     for lab, box in candidates:
         if all(_overlap_of_smaller(box, k[1]) <= max_overlap for k in kept):
             kept.append((lab, box))
@@ -268,22 +268,22 @@ INTERIOR_PARTS = {"band", "spot", "eyespot", "base"}
 APPENDAGE_WIDTH = 0.03  # of the organism's span: structures thinner than about twice this are appendages
 
 
-def core_box(organism: np.ndarray) -> tuple[int, int, int, int]:
-    """(x0, x1, y0, y1) of the organism without its thin appendages (the whole organism when nothing is left)."""
-    x0, y0, x1, y1 = mask_box(organism)
-    box = x0, x1, y0, y1
-    k = round(APPENDAGE_WIDTH * max(box[1] - box[0], box[3] - box[2]))
+def core_box(organism: np.ndarray) -> Box:
+    """The Box of the organism without its thin appendages (the whole organism's when nothing is left)."""
+    box = mask_box(organism)
+    x0, y0, x1, y1 = box
+    k = round(APPENDAGE_WIDTH * max(x1 - x0, y1 - y0))
     if k < 1:
         return box
-    core = ndimage.binary_opening(organism[box[2]:box[3], box[0]:box[1]], iterations=k)
+    core = ndimage.binary_opening(organism[y0:y1, x0:x1], iterations=k)
     if core.sum() < 0.5 * np.count_nonzero(organism):
         return box
     cx0, cy0, cx1, cy1 = mask_box(core)
-    return box[0] + cx0, box[0] + cx1, box[2] + cy0, box[2] + cy1
+    return Box(x0 + cx0, y0 + cy0, x0 + cx1, y0 + cy1)
 
 
 def part_pieces(organism: np.ndarray, part: str, group: str = "butterfly",
-                box: tuple[int, int, int, int] | None = None, keep_empty: bool = False) -> list[np.ndarray]:
+                box: Box | None = None, keep_empty: bool = False) -> list[np.ndarray]:
     """The part's pixels per layout box (e.g. left and right forewing band), each a bool [H, W] mask; empty
     pieces are left out, and the list is empty when the layout lacks the part or there is no organism.
 
@@ -295,7 +295,7 @@ def part_pieces(organism: np.ndarray, part: str, group: str = "butterfly",
     boxes = layout.get(wing) if wing in layout else layout.get(part)
     if boxes is None or organism is None or not organism.any():
         return []
-    ox0, ox1, oy0, oy1 = box or core_box(organism)
+    ox0, oy0, ox1, oy1 = box or core_box(organism)
     keep = organism
     if wing in layout or part.rsplit(" ", 1)[-1] in INTERIOR_PARTS:
         width = max(1, round(MARGIN_WIDTH * max(ox1 - ox0, oy1 - oy0)))
@@ -315,7 +315,7 @@ def part_pieces(organism: np.ndarray, part: str, group: str = "butterfly",
 
 
 def part_mask(organism: np.ndarray, part: str, group: str = "butterfly",
-              box: tuple[int, int, int, int] | None = None) -> np.ndarray | None:
+              box: Box | None = None) -> np.ndarray | None:
     """The organism pixels that lie in the layout boxes of `part` (bool [H, W]); None when the layout lacks it.
 
     Margins ('hindwing margin') are the outline strip inside their wing's boxes, not a fixed box."""
@@ -323,7 +323,7 @@ def part_mask(organism: np.ndarray, part: str, group: str = "butterfly",
     return np.logical_or.reduce(pieces) if pieces else None
 
 
-def masked_crop(image: Image.Image, mask: np.ndarray | None, box: tuple[int, int, int, int] | None = None) -> Image.Image:
+def masked_crop(image: Image.Image, mask: np.ndarray | None, box: Box | None = None) -> Image.Image:
     """An RGBA crop whose alpha is `mask` (the organism, or a part of it), cut to `box` or to the mask's extent."""
     if mask is None:
         rgba = image.convert("RGBA")
@@ -331,7 +331,7 @@ def masked_crop(image: Image.Image, mask: np.ndarray | None, box: tuple[int, int
     if box is None:
         box = mask_box(mask)
         if box is None:
-            return image.convert("RGBA").crop((0, 0, 1, 1))
+            return image.convert("RGBA").crop(Box(0, 0, 1, 1))
     x0, y0, x1, y1 = box
     rgba = image.crop(box).convert("RGBA")
     alpha = Image.fromarray((mask[y0:y1, x0:x1] * 255).astype(np.uint8), mode="L")

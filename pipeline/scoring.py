@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from scipy import stats
 
-from pipeline.masks import mask_box
+from pipeline.masks import Box, mask_box
 from pipeline.regions import Region, core_box, masked_crop, part_layout, part_pieces
 from pipeline.scorers.base import SIDE_CROP_PAD, Scorer
 from prompts.phrases import Candidate, render_trait, value_options
@@ -55,7 +55,7 @@ def context_crop(image: Image.Image, mask: np.ndarray | None, pad: float = 0.15)
     x0, y0, x1, y1 = mask_box(mask)
     px, py = int(pad * (x1 - x0)) + 1, int(pad * (y1 - y0)) + 1
     w, h = image.size
-    return image.crop((max(0, x0 - px), max(0, y0 - py), min(w, x1 + px), min(h, y1 + py)))
+    return image.crop(Box(max(0, x0 - px), max(0, y0 - py), min(w, x1 + px), min(h, y1 + py)))
 
 
 # Side crops for embedding models: one square crop per layout piece (left band, right band), grown by this share
@@ -74,10 +74,10 @@ def square_crop(image: Image.Image, mask: np.ndarray, pad: float = SIDE_CROP_PAD
     side = min(max(x1 - x0, y1 - y0, min_share * min(w, h)) * (1 + pad), w, h)
     left = min(max((x0 + x1 - side) / 2, 0), w - side)
     top = min(max((y0 + y1 - side) / 2, 0), h - side)
-    return image.crop((round(left), round(top), round(left + side), round(top + side)))
+    return image.crop(Box(round(left), round(top), round(left + side), round(top + side)))
 
 
-def side_pieces(organism: np.ndarray, parts: tuple[str, ...], group: str, box: tuple[int, int, int, int]) -> list[np.ndarray]:
+def side_pieces(organism: np.ndarray, parts: tuple[str, ...], group: str, box: Box) -> list[np.ndarray]:
     """Layout pieces of one part, or of several parts united side by side (a hindwing with its tail's box)."""
     if len(parts) == 1:
         return part_pieces(organism, parts[0], group, box)

@@ -150,8 +150,8 @@ def test_thin_tails_do_not_move_the_part_layout():
     body[10:110, 10:110] = True
     tailed = body.copy()
     tailed[110:150, 40:43] = True  # a 3 px wide, 40 px long tail
-    assert core_box(body) == (10, 110, 10, 110)
-    x0, x1, y0, y1 = core_box(tailed)
+    assert core_box(body) == (10, 10, 110, 110)  # a Box: (x0, y0, x1, y1)
+    x0, y0, x1, y1 = core_box(tailed)
     assert (x0, x1, y0) == (10, 110, 10) and y1 <= 113  # the whole box would end at 150
     for part in ("forewing", "hindwing band"):
         a, b = part_mask(tailed, part) & body, part_mask(body, part)
