@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 
@@ -140,6 +141,14 @@ class DescribeResult:
     def to_json(self, include_maps: bool = False, indent: int | None = 2) -> str:
         """The to_dict() as a strict JSON string (NaN and infinities are null)."""
         return dumps_strict(self.to_dict(include_maps=include_maps), indent=indent)
+
+
+class Words(NamedTuple):
+    """Stage 5's output, the same for describe and describe_pair: ranked evidence, controls and the paragraph."""
+
+    traits: list[TraitEvidence]
+    controls: list[TraitEvidence]
+    text: str
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -397,21 +406,31 @@ class Pipeline:
         chosen = select_diverse(table, top_k, related=parts.related, finer=parts.finer)
 
         # 5. Words: traits with evidence and expert status, then the paragraph.
+        words = self._words(cands, table, chosen, lists, (target, contrast), "effect",
+                            (clf.label(t_idx), clf.label(c_idx)), p_target, uncertain, clf.label(pred))
+        provenance = self._provenance(cams[1], time.perf_counter() - t0, contrast_ref, target_ref, table)
+        return DescribeResult(text=words.text, traits=words.traits, regions=regions, maps=maps, provenance=provenance,
+                              target_species=target, contrast_species=contrast, target_probability=p_target,
+                              uncertain=uncertain, controls=words.controls, warnings=warnings_, image=img)
+
+    def _words(self, cands: Sequence[Any], table: pd.DataFrame, chosen: pd.DataFrame, lists: Sequence[Any],
+               species: tuple[str, str], score_column: str, labels: tuple[str, str],
+               target_probability: float | None = None, uncertain: bool = False,
+               predicted_label: str | None = None) -> Words:
+        """Stage 5, shared by describe and describe_pair: the chosen rows as expert-checked evidence (their
+        differences scored by `score_column`), the table's controls, and the paragraph about labels[0] vs labels[1]."""
+        target, contrast = species
         diffs = [TraitDifference(trait=cands[int(r["index"])].trait, direction=r["direction"], target=target,
-                                 contrast=contrast, score=float(r["effect"]), phrase=r["phrase"])
+                                 contrast=contrast, score=float(r[score_column]), phrase=r["phrase"])
                  for _, r in chosen.iterrows()]
         statuses = check_statuses(diffs, lists[0], lists[1], self.group)
         traits_out = [self._evidence(cands, r, rank, status) for rank, ((_, r), status)
                       in enumerate(zip(chosen.iterrows(), statuses, strict=False), start=1)]
         controls = [self._evidence(cands, r, 0, None) for _, r in table[table["control"]].iterrows()]
         clauses = [Clause(part=e.trait.part, attribute=e.trait.attribute, value=e.trait.value, direction=e.direction,
-                          confidence=e.confidence, expert_status=e.expert_status,
-                          location=None) for e in traits_out]
-        text = compose_paragraph(clf.label(t_idx), clf.label(c_idx), clauses, p_target, uncertain, clf.label(pred))
-        provenance = self._provenance(cams[1], time.perf_counter() - t0, contrast_ref, target_ref, table)
-        return DescribeResult(text=text, traits=traits_out, regions=regions, maps=maps, provenance=provenance,
-                              target_species=target, contrast_species=contrast, target_probability=p_target,
-                              uncertain=uncertain, controls=controls, warnings=warnings_, image=img)
+                          confidence=e.confidence, expert_status=e.expert_status) for e in traits_out]
+        text = compose_paragraph(labels[0], labels[1], clauses, target_probability, uncertain, predicted_label)
+        return Words(traits=traits_out, controls=controls, text=text)
 
     def _evidence(self, cands: Sequence[Any], row: Any, rank: int, status: str | None) -> TraitEvidence:
         c = cands[int(row["index"])]
@@ -463,23 +482,16 @@ class Pipeline:
         parts = PartRelations(self.group)
         chosen = select_diverse(table, top_k, related=parts.related, min_effect=0.0, finer=parts.finer)
         chosen = chosen[chosen["confidence"] != "weak"] if (chosen["confidence"] != "weak").any() else chosen
-        diffs = [TraitDifference(trait=cands[int(r["index"])].trait, direction=r["direction"], target=a, contrast=b,
-                                 score=float(r["auroc"]), phrase=r["phrase"]) for _, r in chosen.iterrows()]
-        statuses = check_statuses(diffs, lists[0], lists[1], self.group)
-        traits_out = [self._evidence(cands, r, rank, st) for rank, ((_, r), st)
-                      in enumerate(zip(chosen.iterrows(), statuses, strict=False), start=1)]
-        controls = [self._evidence(cands, r, 0, None) for _, r in table[table["control"]].iterrows()]
-        clauses = [Clause(part=e.trait.part, attribute=e.trait.attribute, value=e.trait.value, direction=e.direction,
-                          confidence=e.confidence, expert_status=e.expert_status) for e in traits_out]
-        text = compose_paragraph(f"{clf.label(a_idx)} (over {len(images_a)} photos)",
-                                 f"{clf.label(b_idx)} (over {len(images_b)} photos)", clauses)
+        words = self._words(cands, table, chosen, lists, (a, b), "auroc",
+                            (f"{clf.label(a_idx)} (over {len(images_a)} photos)",
+                             f"{clf.label(b_idx)} (over {len(images_b)} photos)"))
         provenance = {"method": "visdiff-auroc", "scorer": self.scorer.spec, "taxon_group": self.group,
                       "n_a": len(images_a), "n_b": len(images_b), "seconds": round(time.perf_counter() - t0, 3),
                       "auroc": {r["phrase"]: round(float(r["auroc"]), 4) for _, r in chosen.iterrows()},
                       "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        return DescribeResult(text=text, traits=traits_out, regions=[], maps={}, provenance=provenance,
+        return DescribeResult(text=words.text, traits=words.traits, regions=[], maps={}, provenance=provenance,
                               target_species=a, contrast_species=b, target_probability=float("nan"),
-                              uncertain=False, controls=controls,
+                              uncertain=False, controls=words.controls,
                               warnings=([] if colour else [NO_COLOUR_WARNING])
                               + expert_coverage_warnings(self.expert, [a, b]))
 
