@@ -21,7 +21,7 @@ from pipeline.calibration import calibrate
 from pipeline.datasets import LabelledImages, read_dataset
 from pipeline.device import resolve_device
 from pipeline.models.backbones import DEFAULT_BACKBONE, Backbone, create_backbone, default_taps
-from pipeline.models.classifier import LinearProbeClassifier, in_forward_order, pooled_features
+from pipeline.models.classifier import LinearProbeClassifier, in_forward_order, pooled_features, tap_channels
 from pipeline.models.io import save_classifier
 from pipeline.models.preprocess import Preprocess
 from traits.errors import BadImageError, BadValueError, DatasetError, UnknownChoiceError
@@ -35,8 +35,7 @@ HEADS = ("multilayer", "pooled")
 # The CAM method each head's maps use by default, chosen by evaluation.benchmarks.cam_candidates (numbers in
 # docs/benchmarks.md): Finer over Layer-CAM maps of the taps, combined RefineCAM-style, for multilayer heads;
 # plain Finer-CAM at the last layer for pooled heads (no candidate there localises the differing part).
-DEFAULT_CAM = {"multilayer": {"method": "finer-refine-layercam", "gamma": 0.6},
-               "pooled": {"method": "finer", "gamma": 0.6}}
+DEFAULT_CAM = {"multilayer": "finer-refine-layercam", "pooled": "finer"}
 MAX_EPOCHS = 100_000  # full-batch steps of a linear head: far past convergence; more is a typo, not a plan
 CACHE_EVERY = 8  # batches between cache checkpoints: an interrupted extraction loses at most this much work
 # Species with fewer training photos than this get a warning: a linear head fits them, but their test accuracy,
@@ -270,7 +269,8 @@ def train_classifier(data: str | Path, out: str | Path, manifest: str | Path | N
     summary = per_species_summary(species, labels[test], predicted[test])
     summary.insert(1, "n_train", [_counts(frame, "train", species)[sp] for sp in species])
     commons = LabelledImages(frame, dataset.source).common_names()
-    clf = LinearProbeClassifier(bb.model, fitted, species, commons, bb.preprocess, taps, _tap_channels(bb, taps))
+    clf = LinearProbeClassifier(bb.model, fitted, species, commons, bb.preprocess, taps,
+                                tap_channels(bb.model, taps, bb.preprocess.size))
     seconds = time.perf_counter() - start
     card = {
         "backbone": {"name": bb.name, "arch": bb.arch, "weights": bb.weights, "image_size": image_size,
@@ -316,7 +316,7 @@ def _head_card(taps: list[str], channels: list[int]) -> dict:
     """The card's 'head' (what the head reads) and 'cam' (the measured default map for that head) entries."""
     kind = "multilayer" if taps else "pooled"
     return {"head": {"type": kind, "taps": taps, "tap_channels": channels},
-            "cam": {**DEFAULT_CAM[kind], "chosen_by": "python -m evaluation.benchmarks.cam_candidates "
+            "cam": {"method": DEFAULT_CAM[kind], "chosen_by": "python -m evaluation.benchmarks.cam_candidates "
                                                       "(docs/benchmarks.md)"}}
 
 
@@ -324,15 +324,6 @@ def _counts(frame: pd.DataFrame, split: str, species: list[str]) -> dict[str, in
     """Photos per species in one split (0 for species without any), in class order."""
     counts = frame[frame["split"] == split]["species"].value_counts()
     return {sp: int(counts.get(sp, 0)) for sp in species}
-
-
-def _tap_channels(bb: Backbone, taps: list[str]) -> list[int]:
-    """Channels of each tapped module's output, read off one small forward pass."""
-    if not taps:
-        return []
-    probe = torch.zeros(1, 3, *bb.preprocess.size, device=next(bb.model.parameters()).device)
-    with torch.no_grad():
-        return [pooled_features(bb.model, [t], probe).shape[1] for t in taps]
 
 
 def _confusion(species: list[str], labels: torch.Tensor, predicted: torch.Tensor) -> pd.DataFrame:

@@ -32,13 +32,12 @@ def tiny_cnn(seed: int = 0) -> LinearProbeClassifier:
 
 def tiny_multilayer(seed: int = 0) -> LinearProbeClassifier:
     """resnet10t (random weights) + a linear head on the pooled outputs of layer2, layer3 and layer4."""
-    from pipeline.models.classifier import pooled_features
+    from pipeline.models.classifier import tap_channels
 
     torch.manual_seed(seed)
     bb = create_backbone("resnet10t", weights="random")
     taps = ["layer2", "layer3", "layer4"]
-    with torch.no_grad():
-        channels = [pooled_features(bb.model, [t], torch.zeros(1, 3, 64, 64)).shape[1] for t in taps]
+    channels = tap_channels(bb.model, taps, (64, 64))
     head = _head(sum(channels), 4.0, seed)
     return LinearProbeClassifier(bb.model, head, SPECIES, COMMON, Preprocess(size=(64, 64)), taps, channels).eval()
 

@@ -43,7 +43,7 @@ def test_default_head_reads_three_stages_and_round_trips(trained):
 
 def test_card_names_the_measured_cam_default(trained):
     clf = load_classifier(trained[1], device="cpu")
-    assert clf.card["cam"]["method"] == DEFAULT_CAM["multilayer"]["method"] == default_method(clf)
+    assert clf.card["cam"]["method"] == DEFAULT_CAM["multilayer"] == default_method(clf)
     assert plain_method(default_method(clf)) == "refine-layercam"
     assert clf.cam_layers() == ["backbone.blocks.6", "backbone.blocks.4", "backbone.blocks.2"]
     res = explain(clf, trained[0] / "Rubra_alpha" / "000.png", contrast="Viridis beta", method=default_method(clf))

@@ -23,6 +23,7 @@ from pipeline.cam import CamRequest, explain_many
 from pipeline.cam.reshape import GridReshape, token_layout
 from pipeline.models import LinearProbeClassifier, create_backbone
 from pipeline.models.backbones import default_taps
+from pipeline.models.classifier import tap_channels
 
 NUM_CLASSES = 10
 
@@ -32,7 +33,7 @@ def _classifier(arch: str, device: str, multilayer: bool = False) -> LinearProbe
     bb = create_backbone(arch, weights="random")
     names = [f"Species {i}" for i in range(NUM_CLASSES)]
     taps = default_taps(bb.model) if multilayer else []
-    channels = [int(f["num_chs"]) for t in taps for f in bb.model.feature_info if f["module"] == t]
+    channels = tap_channels(bb.model, taps, bb.preprocess.size)
     head = nn.Linear(sum(channels) if taps else bb.num_features, NUM_CLASSES)
     return LinearProbeClassifier(bb.model, head, names, None, bb.preprocess, taps, channels).to(device).eval()
 

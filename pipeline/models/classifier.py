@@ -133,6 +133,13 @@ def pooled_features(backbone: nn.Module, taps: Sequence[str], images: torch.Tens
     return torch.cat([outs[t].float().mean(dim=(-2, -1)) for t in taps], dim=1)
 
 
+def tap_channels(backbone: nn.Module, taps: Sequence[str], size: tuple[int, int]) -> list[int]:
+    """Channels of each tapped module's output, read off one small forward pass per tap at the input size."""
+    probe = torch.zeros(1, 3, *size, device=next(backbone.parameters()).device)
+    with torch.no_grad():
+        return [pooled_features(backbone, [t], probe).shape[1] for t in taps]
+
+
 class LinearProbeClassifier(Classifier):
     """A frozen timm backbone followed by one trained linear layer.
 
