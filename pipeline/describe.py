@@ -22,9 +22,19 @@ import torch
 from PIL import Image
 
 from pipeline.cam import CamRequest, default_method, explain, explain_many
+from pipeline.evidence import (
+    FeatureCache,
+    ReferencePhoto,
+    RegionEvidence,
+    apply_region_evidence,
+    counterparts,
+    feature_grids,
+    part_share,
+    score_counterparts,
+)
 from pipeline.images import is_achromatic, load_image
 from pipeline.models import load_classifier
-from pipeline.references import reference_scores
+from pipeline.references import reference_images, reference_scores
 from pipeline.regions import Region, extract_regions, organism_mask
 from pipeline.scorers import create_scorer
 from pipeline.scoring import (
@@ -91,13 +101,19 @@ class TraitEvidence:
     # target vs the contrast references (0 when the photo does not differ the way the species do, or when neither
     # side shows the value); describe_pair: the AUROC distance from 0.5.
     rank_score: float = 0.0
+    # Whether the trait sits in a Finer-CAM region the classifier used: the region differs from its counterparts
+    # on the contrast species' reference photos the way this photo differs (on the trait's part where that part is
+    # located). None where it was not checked (describe_pair, no reference photos).
+    in_region: bool | None = None
+    region_effect: float | None = None  # the region's score against its contrast counterparts, in their spread
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
         return {"trait": trait_to_dict(self.trait), "phrase": self.phrase, "region": self.region,
                 "score": _r(self.score), "contrast_score": _r(self.contrast_score), "direction": self.direction,
                 "confidence": self.confidence, "expert_status": self.expert_status, "rank": self.rank,
-                "effect": _r(self.effect), "rank_score": _r(self.rank_score), "control": self.control}
+                "effect": _r(self.effect), "rank_score": _r(self.rank_score), "control": self.control,
+                "in_region": self.in_region, "region_effect": _r(self.region_effect)}
 
 
 def _r(v: float | None) -> float | None:
@@ -126,6 +142,8 @@ class DescribeResult:
     controls: list[TraitEvidence] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     image: Any = field(default=None, repr=False)  # the RGB PIL photo (left out of to_dict)
+    # Per region, where it lies on each reference photo of the contrast (and target) species: what it was compared with.
+    counterparts: list[dict] = field(default_factory=list)
 
     def to_dict(self, include_maps: bool = False) -> dict:
         """JSON-able dict; maps are included as nested lists only when asked (they are large)."""
@@ -133,7 +151,7 @@ class DescribeResult:
                "target_probability": _r(self.target_probability), "uncertain": self.uncertain,
                "traits": [t.to_dict() for t in self.traits], "regions": [r.to_dict() for r in self.regions],
                "controls": [c.to_dict() for c in self.controls], "warnings": list(self.warnings),
-               "provenance": self.provenance}
+               "counterparts": self.counterparts, "provenance": self.provenance}
         if include_maps:
             out["maps"] = {k: np.round(np.asarray(v, dtype=np.float32), 3).tolist() for k, v in self.maps.items()}
         return out
@@ -272,6 +290,7 @@ class Pipeline:
         self.uncertain_below = uncertain_below
         self.n_controls = n_controls
         self.progress = progress
+        self._reference_photos = FeatureCache()
 
     def __repr__(self) -> str:
         return (f"Pipeline(model_dir={str(self.model_dir)!r}, scorer={self.scorer.spec!r}, group={self.group!r}, "
@@ -374,12 +393,7 @@ class Pipeline:
         # 1. Maps: plain Grad-CAM and Finer-CAM both ways, from one pass of the CAM engine.
         # The Finer maps use the model card's measured default (multi-layer heads: sharp, local maps); the plain
         # Grad-CAM stays at the last layer, where it marks the whole organism for the outline.
-        finer_method = default_method(clf)
-        cams = explain_many(clf, img, [
-            CamRequest(method="gradcam", target=t_idx),
-            CamRequest(method=finer_method, target=t_idx, contrast=c_idx, gamma=self.gamma),
-            CamRequest(method=finer_method, target=c_idx, contrast=t_idx, gamma=self.gamma)])
-        maps = {name: r.maps[0].numpy().astype(np.float32) for name, r in zip(("gradcam", "finer", "finer_reverse"), cams, strict=False)}
+        maps, finer = self._maps(img, t_idx, c_idx)
 
         # 2. Regions of the target-vs-contrast map, and where the organism is.
         organism = organism_mask(img, saliency=maps["gradcam"])
@@ -393,6 +407,7 @@ class Pipeline:
         warnings_ += expert_coverage_warnings(self.expert, [target, contrast])
 
         # 4. Scores, made relative: this photo vs the contrast species' references, regions vs the organism.
+        # The regions themselves are compared with their counterparts on both species' reference photos.
         profile = image_profile(img, organism, cands, self.scorer, self.group)
         whole, per_region = region_scores(img, organism, regions, cands, self.scorer)
         contrast_ref = self.references(contrast, cands)
@@ -402,16 +417,62 @@ class Pipeline:
                              "traits are ranked by region-vs-organism contrast only and have no direction.")
         table = rank_phrases(cands, profile, whole, per_region, contrast_ref, target_ref,
                              floor_shown=shown_floor(self.scorer), absent_below=absent_threshold(self.scorer))
+        evidence = self.region_evidence(img, organism, regions, cands, per_region, target, contrast)
+        table = apply_region_evidence(table, cands, evidence, regions,
+                                      lambda part, region: part_share(part, region, organism, self.group))
         parts = PartRelations(self.group)
         chosen = select_diverse(table, top_k, related=parts.related, finer=parts.finer)
 
         # 5. Words: traits with evidence and expert status, then the paragraph.
         words = self._words(cands, table, chosen, lists, (target, contrast), "effect",
                             (clf.label(t_idx), clf.label(c_idx)), p_target, uncertain, clf.label(pred))
-        provenance = self._provenance(cams[1], time.perf_counter() - t0, contrast_ref, target_ref, table)
+        provenance = self._provenance(finer, time.perf_counter() - t0, contrast_ref, target_ref, table)
         return DescribeResult(text=words.text, traits=words.traits, regions=regions, maps=maps, provenance=provenance,
                               target_species=target, contrast_species=contrast, target_probability=p_target,
-                              uncertain=uncertain, controls=words.controls, warnings=warnings_, image=img)
+                              uncertain=uncertain, controls=words.controls, warnings=warnings_, image=img,
+                              counterparts=evidence.to_dict() if evidence is not None else [])
+
+    def _maps(self, img: Image.Image, t_idx: int, c_idx: int) -> tuple[dict[str, np.ndarray], Any]:
+        """Stage 1: plain Grad-CAM and Finer-CAM both ways from one pass of the CAM engine, as float32 maps
+        ('gradcam', 'finer', 'finer_reverse'), and the target-vs-contrast CAM result (for provenance).
+
+        The Finer maps use the model card's measured default (multi-layer heads: sharp, local maps); the plain
+        Grad-CAM stays at the last layer, where it marks the whole organism for the outline."""
+        finer_method = default_method(self.classifier)
+        cams = explain_many(self.classifier, img, [
+            CamRequest(method="gradcam", target=t_idx),
+            CamRequest(method=finer_method, target=t_idx, contrast=c_idx, gamma=self.gamma),
+            CamRequest(method=finer_method, target=c_idx, contrast=t_idx, gamma=self.gamma)])
+        names = ("gradcam", "finer", "finer_reverse")
+        return {n: r.maps[0].numpy().astype(np.float32) for n, r in zip(names, cams, strict=True)}, cams[1]
+
+    def reference_photos(self, species: str) -> list[ReferencePhoto]:
+        """The species' reference photos (the model's references.csv), with outlines and matching features; kept
+        in memory for the next photos described against the same species."""
+        def build() -> list[ReferencePhoto]:
+            paths = reference_images(self.model_dir, species, max_images=self.max_references) if self.model_dir else []
+            if not paths:
+                return []
+            images = [load_image(p) for p in paths]
+            saliency = self._saliency(images, species)
+            feats = feature_grids(self.classifier, images)
+            return [ReferencePhoto(path=str(p), image=im, organism=organism_mask(im, saliency=s), features=f)
+                    for p, im, s, f in zip(paths, images, saliency, feats, strict=True)]
+
+        return self._reference_photos.get(species, build)
+
+    def region_evidence(self, img: Image.Image, organism: np.ndarray | None, regions: Sequence[Region],
+                        cands: Sequence[Any], per_region: np.ndarray, target: str, contrast: str
+                        ) -> RegionEvidence | None:
+        """Each region's counterparts on the contrast (and target) species' reference photos, found by matching
+        the classifier's features, and every phrase scored on them; None without regions or contrast references."""
+        contrast_refs = self.reference_photos(contrast)
+        if not regions or not contrast_refs:
+            return None
+        refs = [(contrast, r) for r in contrast_refs] + [(target, r) for r in self.reference_photos(target)]
+        found = counterparts(img, organism, feature_grids(self.classifier, [img])[0], regions, refs)
+        by_path = {r.path: r for _, r in refs}
+        return score_counterparts(self.scorer, img, organism, regions, found, by_path, cands, contrast, per_region)
 
     def _words(self, cands: Sequence[Any], table: pd.DataFrame, chosen: pd.DataFrame, lists: Sequence[Any],
                species: tuple[str, str], score_column: str, labels: tuple[str, str],
@@ -441,7 +502,9 @@ class Pipeline:
                              contrast_score=None if not np.isfinite(contrast) else float(contrast),
                              direction=row["direction"], confidence=row["confidence"], expert_status=status,
                              rank=rank, effect=float(row["effect"]), control=bool(row["control"]),
-                             rank_score=float(row["rank_score"]))
+                             rank_score=float(row["rank_score"]),
+                             in_region=bool(row["in_region"]) if "in_region" in row.index else None,
+                             region_effect=_r(row["region_effect"]) if "region_effect" in row.index else None)
 
     def _provenance(self, finer: Any, seconds: float, contrast_ref: Any, target_ref: Any, table: Any) -> dict:
         card = getattr(self.classifier, "card", {}) or {}

@@ -232,8 +232,10 @@ def _probability_as_score(scorer: Scorer, p: float) -> float | None:
 
 
 def shown_floor(scorer: Scorer) -> float | None:
-    """The score from which a phrase's value counts as shown (probability MIN_SHOWN), for scorers whose scores
-    are value probabilities; None for other scorers."""
+    """The score from which a phrase's value counts as shown: probability MIN_SHOWN for scorers whose scores are
+    value probabilities, the declared share (CropPolicy.shown_at) for pixel-share scorers, else None."""
+    if scorer.crop_policy.shown_at is not None:
+        return float(scorer.crop_policy.shown_at)
     return _probability_as_score(scorer, MIN_SHOWN)
 
 
@@ -289,9 +291,10 @@ def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np
             method = "region_vs_organism"
     effect = np.nan_to_num(effect, nan=0.0)
     direction = np.where(effect >= 0, "+", "-")
-    # Evidence that also sits in a Finer-CAM region (for '+': the phrase is stronger there than on the whole
-    # organism) counts a little more: the classifier itself used that place to separate the species.
-    localised = (direction == "+") & (localisation > 0)
+    # Without reference photos, evidence that sits in a Finer-CAM region (for '+': the phrase is stronger there
+    # than on the whole organism) counts a little more. With them, pipeline.evidence compares each region with its
+    # counterparts on the reference photos instead (apply_region_evidence), so no bonus is given here.
+    localised = (direction == "+") & (localisation > 0) & (method == "region_vs_organism")
     shown = np.ones(n, dtype=bool)
     if floor_shown is not None and method.startswith("target_vs_contrast"):
         # A side shows a value when its species does (reference mean) or, for this photo, when the photo does.

@@ -13,7 +13,8 @@ from traits.model import Trait, TraitDifference, TraitList
 from traits.names import normalise_name
 from traits.vocab import Vocab, load_vocab, normalise_colour
 
-# CUB group names (the part of `has_<group>::`) -> (part, attribute).
+# CUB group names (the part of `has_<group>::`) -> (part, attribute). `primary_color` is the bird's main colour
+# in CUB's annotation tool (not the primary feathers), so it is a colour of the whole body.
 GROUPS: dict[str, tuple[str, str]] = {
     "bill_shape": ("bill", "shape"), "wing_color": ("wing", "colour"), "upperparts_color": ("upperparts", "colour"),
     "underparts_color": ("underparts", "colour"), "breast_pattern": ("breast", "pattern"),
@@ -23,7 +24,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "under_tail_color": ("under tail", "colour"), "nape_color": ("nape", "colour"),
     "belly_color": ("belly", "colour"), "wing_shape": ("wing", "shape"), "size": ("body", "size"),
     "shape": ("body", "shape"), "back_pattern": ("back", "pattern"), "tail_pattern": ("tail", "pattern"),
-    "belly_pattern": ("belly", "pattern"), "primary_color": ("primaries", "colour"), "leg_color": ("leg", "colour"),
+    "belly_pattern": ("belly", "pattern"), "primary_color": ("body", "colour"), "leg_color": ("leg", "colour"),
     "bill_color": ("bill", "colour"), "crown_color": ("crown", "colour"), "wing_pattern": ("wing", "pattern"),
 }
 # Plural display names: "blue wings", but "blue crown".

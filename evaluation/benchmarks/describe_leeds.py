@@ -7,6 +7,9 @@ recall / F1 / direction accuracy of the top-5 against the expert difference set 
 random-phrase controls' largest |effect| next to the top real trait's.
 
     python -m evaluation.benchmarks.describe_leeds --model MODEL_DIR [--scorer color] [--limit N]
+        [--maps finer|flat|random|gradcam]
+
+--maps replaces describe's Finer-CAM maps (evaluation.benchmarks.ablation) to measure what they carry.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from evaluation.benchmarks.ablation import MAPS, load_pipeline
 from evaluation.benchmarks.describe_synthetic import save_and_print
-from pipeline.describe import Pipeline
 from pipeline.paths import leeds_root
 from traits.match import expert_differences
 from traits.model import TraitDifference
@@ -29,9 +32,9 @@ PAIRS = (("Vanessa atalanta", "Vanessa cardui"), ("Heliconius charitonius", "Hel
 
 
 def run(leeds: Path, model: Path, scorer: str = "color", pairs=PAIRS, limit: int | None = None,
-        top_k: int = 5) -> pd.DataFrame:
+        top_k: int = 5, maps: str = "finer") -> pd.DataFrame:
     """One row per described photo."""
-    pipe = Pipeline.load(model, scorer=scorer, expert=leeds / "species.csv", device="cpu", progress=True)
+    pipe = load_pipeline(model, maps=maps, scorer=scorer, expert=leeds / "species.csv", device="cpu", progress=True)
     manifest = pd.read_csv(leeds / "manifest.csv")
     rows = []
     for target, contrast in pairs:
@@ -47,7 +50,8 @@ def run(leeds: Path, model: Path, scorer: str = "color", pairs=PAIRS, limit: int
             statuses = [t.expert_status for t in r.traits]
             rows.append({"target": target, "contrast": contrast, "photo": photo, "n_traits": len(r.traits),
                          "any_confirmed": "confirmed" in statuses, "n_confirmed": statuses.count("confirmed"),
-                         "n_contradicted": statuses.count("contradicted"), "precision": s.precision,
+                         "n_contradicted": statuses.count("contradicted"),
+                         "in_region": sum(bool(t.in_region) for t in r.traits), "precision": s.precision,
                          "recall": s.recall, "f1": s.f1, "direction_accuracy": s.direction_accuracy,
                          "n_expert": len(expert), "uncertain": r.uncertain,
                          "top_effect": abs(r.traits[0].effect) if r.traits else 0.0,
@@ -63,7 +67,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     return g.agg(photos=("photo", "size"), confirmed_rate=("any_confirmed", "mean"),
                  precision=("precision", "mean"), recall=("recall", "mean"), f1=("f1", "mean"),
                  direction_accuracy=("direction_accuracy", "mean"), contradicted_per_photo=("n_contradicted", "mean"),
-                 uncertain=("uncertain", "mean"), top_effect=("top_effect", "median"),
+                 in_region=("in_region", "mean"), uncertain=("uncertain", "mean"), top_effect=("top_effect", "median"),
                  control_effect=("control_effect", "max")).reset_index()
 
 
@@ -73,11 +77,12 @@ def main() -> None:
     ap.add_argument("--scorer", default="color")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--maps", choices=MAPS, default="finer", help="replace the Finer-CAM maps (ablation)")
     args = ap.parse_args()
     leeds = leeds_root()
     if leeds is None:
         raise SystemExit("Leeds butterflies not found: set FINER_TRAITS_DATA.")
-    df = run(leeds, args.model, args.scorer, limit=args.limit)
+    df = run(leeds, args.model, args.scorer, limit=args.limit, maps=args.maps)
     save_and_print(df, summarise(df), args.out)
 
 

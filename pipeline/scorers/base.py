@@ -30,6 +30,8 @@ class CropPolicy:
     value_scores: 'prob' / 'logprob': each phrase's (log-)softmax among the other values of its part and
         attribute; None: the scorer's raw scores (see pipeline.scoring.value_alternatives).
     logit_scale: the softmax temperature of value scores (CLIP: 100 after training).
+    shown_at: for raw scores that are shares of the organism (pixel scorers), the share from which a value counts
+        as shown on a side; None: no such floor (value-score scorers get theirs from their probabilities).
     """
 
     batch_crops: bool = False
@@ -38,6 +40,7 @@ class CropPolicy:
     crop_pads: tuple[float, ...] = (SIDE_CROP_PAD,)
     value_scores: str | None = None
     logit_scale: float = 100.0
+    shown_at: float | None = None
 
 
 class Scorer(ABC):

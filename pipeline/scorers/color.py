@@ -149,7 +149,10 @@ class ColorScorer(Scorer):
 
     name = "color"
     # Pixel statistics: alpha-masked cut-outs scored one part at a time, raw colour shares (no softmax).
-    crop_policy = CropPolicy(batch_crops=False, context_crops=False, side_crops=False, value_scores=None)
+    # A colour on less than 5 % of a part is a few stray pixels (shadows, JPEG fringes), not a colour the part
+    # shows: a difference needs the side that has more of it to show it on at least that share.
+    crop_policy = CropPolicy(batch_crops=False, context_crops=False, side_crops=False, value_scores=None,
+                             shown_at=0.05)
 
     # Bumped whenever the same phrase would get another score (2: a band or spot after a wing word is a part).
     version = 2

@@ -1,0 +1,147 @@
+"""Region evidence (pipeline.evidence): regions are matched to their counterparts on reference photos by the
+classifier's features, scored against them, and traits that sit in a region the classifier used rank first."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from pipeline.describe import Pipeline
+from pipeline.evidence import (
+    Counterpart,
+    ReferencePhoto,
+    RegionEvidence,
+    apply_region_evidence,
+    counterparts,
+    feature_grids,
+    match_region,
+    region_descriptor,
+    region_statistics,
+)
+from pipeline.masks import Box
+from pipeline.models import load_classifier
+from pipeline.regions import Region
+from prompts.phrases import Candidate
+from traits.model import Trait
+
+
+@pytest.fixture(scope="module")
+def classifier(describe_model_dir, one_torch_thread):
+    return load_classifier(describe_model_dir, device="cpu")
+
+
+def _photo(root, species: str, split: str = "test", k: int = 0) -> Image.Image:
+    m = pd.read_csv(root / "manifest.csv")
+    path = m[(m["species"] == species) & (m["split"] == split)]["image"].iloc[k]
+    return Image.open(root / path).convert("RGB")
+
+
+def test_feature_grids_are_unit_length_per_location(classifier, synthetic_species_dir):
+    img = _photo(synthetic_species_dir, "Synthia aurantiaca")
+    (feats,) = feature_grids(classifier, [img])
+    assert feats.ndim == 3 and feats.shape[1] >= 4
+    norms = feats.norm(dim=0)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)
+
+
+def test_a_region_is_found_again_on_a_shifted_copy(classifier, synthetic_species_dir):
+    """Matching by features follows the content: on a translated copy of the photo the counterpart of a region
+    moves with it (to within about one feature cell)."""
+    img = _photo(synthetic_species_dir, "Synthia aurantiaca")
+    w, h = img.size
+    dx, dy = w // 4, h // 8
+    shifted = Image.new("RGB", (w, h), img.getpixel((0, 0)))
+    shifted.paste(img.crop((0, 0, w - dx, h - dy)), (dx, dy))
+    f_img, f_ref = feature_grids(classifier, [img, shifted])
+    box = Box(w // 4, h // 4, w // 2, h // 2)
+    mask = np.zeros((h, w), dtype=bool)
+    mask[box.top:box.bottom, box.left:box.right] = True
+    d = region_descriptor(f_img, mask)
+    ref = ReferencePhoto(path="shifted", image=shifted, organism=None, features=f_ref)
+    found, sim = match_region(d, ref, (box.right - box.left, box.bottom - box.top))
+    cell = w / f_ref.shape[-1]
+    assert abs(found.left - (box.left + dx)) <= 1.5 * cell and abs(found.top - (box.top + dy)) <= 1.5 * cell
+    assert (found.right - found.left, found.bottom - found.top) == (box.right - box.left, box.bottom - box.top)
+    assert sim > 0.5
+
+
+def test_counterparts_keep_the_organism_scale(classifier, synthetic_species_dir):
+    """A reference photo showing the organism twice as large gets a counterpart box twice the region's size."""
+    img = _photo(synthetic_species_dir, "Synthia aurantiaca")
+    w, h = img.size
+    organism = np.zeros((h, w), dtype=bool)
+    organism[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = True
+    big = img.resize((2 * w, 2 * h))
+    big_org = np.kron(organism, np.ones((2, 2), dtype=bool))
+    f_img, f_big = feature_grids(classifier, [img, big])
+    region = Region(index=0, box=Box(w // 4, h // 4, w // 2, h // 2), mass=1.0, area=0.1, peak=1.0)
+    (found,) = counterparts(img, organism, f_img, [region],
+                            [("Synthia aurantiaca", ReferencePhoto("big", big, big_org, f_big))])
+    (c,) = found
+    assert (c.box.right - c.box.left, c.box.bottom - c.box.top) == (2 * (w // 4), 2 * (h // 4))
+    assert c.species == "Synthia aurantiaca" and c.image == "big"
+
+
+def test_region_statistics_follow_the_species_difference():
+    """Phrase 0: the region scores like the target's counterparts, far from the contrast's -> support > 0.
+    Phrase 1: the region differs from the contrast the other way than the target does -> no support."""
+    region = np.array([[0.8, 0.1]])
+    contrast = np.array([[[0.2, 0.5], [0.25, 0.55], [0.15, 0.45]]])  # [R, n, P]
+    target = np.array([[[0.75, 0.9], [0.85, 0.95]]])
+    effect, support = region_statistics(region, contrast, target, np.array([True, True]))
+    assert effect[0, 0] > 2 and support[0, 0] > 1
+    assert effect[0, 1] < 0 and support[0, 1] == 0
+
+
+def _cands() -> list[Candidate]:
+    return [Candidate(phrase="red band", trait=Trait("band", "colour", "red"), source="vocab"),
+            Candidate(phrase="blue band", trait=Trait("band", "colour", "blue"), source="vocab"),
+            Candidate(phrase="quiet lamp", trait=Trait("band", "colour", "green"), source="control")]
+
+
+def test_traits_in_a_region_rank_first_and_say_so():
+    cands = _cands()
+    table = pd.DataFrame({"index": [1, 2, 0], "direction": ["+", "+", "+"], "rank_score": [5.0, 4.0, 1.0],
+                          "control": [False, True, False], "phrase": [c.phrase for c in (cands[1], cands[2], cands[0])]})
+    regions = [Region(index=0, box=Box(0, 0, 10, 10), mass=1.0, area=0.1, peak=1.0)]
+    ev = RegionEvidence(counterparts=[[]], region_scores=np.zeros((1, 3)), contrast_scores=np.zeros((1, 0, 3)),
+                        target_scores=np.zeros((1, 0, 3)), effect=np.array([[3.0, -0.5, 9.0]]),
+                        support=np.array([[2.0, 0.0, 9.0]]))
+    out = apply_region_evidence(table, cands, ev, regions, lambda part, region: None)
+    assert out["phrase"].tolist()[0] == "red band"  # in a region: first although its photo-level score is lower
+    first = out.iloc[0]
+    assert bool(first["in_region"]) and first["region"] == 0 and first["region_support"] == 2.0
+    assert not out.set_index("phrase").loc["blue band", "in_region"]
+    assert not out.set_index("phrase").loc["quiet lamp", "in_region"]  # controls never count as region evidence
+    # A trait whose part is located elsewhere on the photo does not sit in the region, whatever the scores say.
+    away = apply_region_evidence(table, cands, ev, regions, lambda part, region: 0.0)
+    assert not away["in_region"].any()
+    # Without evidence the order is unchanged and nothing claims a region.
+    none = apply_region_evidence(table, cands, None, regions, lambda part, region: None)
+    assert none["phrase"].tolist() == table["phrase"].tolist() and not none["in_region"].any()
+
+
+def test_describe_reports_counterparts_and_region_flags(describe_model_dir, synthetic_species_dir, one_torch_thread):
+    pipe = Pipeline.load(describe_model_dir, scorer="color", device="cpu")
+    pair = pd.read_csv(synthetic_species_dir / "pairs.csv").iloc[0]
+    target, sibling = pair["species_a"], pair["species_b"]
+    m = pd.read_csv(synthetic_species_dir / "manifest.csv")
+    photo = synthetic_species_dir / m[(m["species"] == target) & (m["split"] == "test")]["image"].iloc[0]
+    r = pipe.describe(photo, sibling, target_species=target)
+    assert r.counterparts and len(r.counterparts) == len(r.regions)
+    species = {c["species"] for c in r.counterparts[0]["counterparts"]}
+    assert species == {sibling, target}
+    for c in r.counterparts[0]["counterparts"]:
+        with Image.open(c["image"]) as ref:
+            x0, y0, x1, y1 = c["box"]
+            assert 0 <= x0 < x1 <= ref.size[0] and 0 <= y0 < y1 <= ref.size[1]
+    assert all(t.in_region is not None for t in r.traits)
+    flags = [t.in_region for t in r.traits]
+    assert flags == sorted(flags, reverse=True)  # region traits first
+    json.loads(r.to_json())  # strict JSON with the new fields
+    assert isinstance(Counterpart(image="a", species="b", box=Box(0, 0, 1, 1), similarity=0.5).to_dict(), dict)
