@@ -489,7 +489,8 @@ class Pipeline:
                       in enumerate(zip(chosen.iterrows(), statuses, strict=False), start=1)]
         controls = [self._evidence(cands, r, 0, None) for _, r in table[table["control"]].iterrows()]
         clauses = [Clause(part=e.trait.part, attribute=e.trait.attribute, value=e.trait.value, direction=e.direction,
-                          confidence=e.confidence, expert_status=e.expert_status) for e in traits_out]
+                          confidence=e.confidence, expert_status=e.expert_status, in_region=e.in_region)
+                   for e in traits_out]
         text = compose_paragraph(labels[0], labels[1], clauses, target_probability, uncertain, predicted_label)
         return Words(traits=traits_out, controls=controls, text=text)
 

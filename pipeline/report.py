@@ -78,12 +78,16 @@ def render_html(result, title: str | None = None) -> str:
             parts.append(_figure(shown, caption, 640))
         parts.append("</div>")
     if result.regions:
-        parts.append("<h2>Regions (Finer-CAM, target vs contrast)</h2><div>")
+        parts.append("<h2>Regions (Finer-CAM, target vs contrast) and their counterparts</h2>")
+        counterparts = {c["region"]: c["counterparts"] for c in getattr(result, "counterparts", []) or []}
         for r in result.regions:
-            if r.crop is not None:
-                cap = f"region {r.index + 1}: mass {r.mass:.2f}, {r.location or 'location unknown'}"
-                parts.append(_figure(r.crop, cap, 200))
-        parts.append("</div>")
+            if r.crop is None:
+                continue
+            parts.append("<div>")
+            cap = f"region {r.index + 1}: mass {r.mass:.2f}, {r.location or 'location unknown'}"
+            parts.append(_figure(r.crop, cap, 200))
+            parts += _counterpart_figures(counterparts.get(r.index, []), result.contrast_species)
+            parts.append("</div>")
     parts.append("<h2>Traits</h2><table><tr><th>rank</th><th>trait</th><th>direction</th><th>confidence</th>"
                  "<th>score (this photo)</th><th>contrast references</th><th>effect (sd)</th><th>region</th>"
                  "<th>expert</th></tr>")
@@ -92,7 +96,7 @@ def render_html(result, title: str | None = None) -> str:
         status = t.expert_status or "no expert list"
         parts.append(f"<tr><td>{t.rank}</td><td>{e(t.phrase)}</td><td>{'more' if t.direction == '+' else 'less'}</td>"
                      f"<td>{e(t.confidence)}</td><td>{t.score:.3f}</td><td>{cs}</td><td>{t.effect:+.2f}</td>"
-                     f"<td>{'' if t.region is None else t.region + 1}</td>"
+                     f"<td>{_region_cell(t)}</td>"
                      f"<td class='{e(t.expert_status or '')}'>{e(status)}</td></tr>")
     parts.append("</table>")
     if result.controls:
@@ -104,6 +108,31 @@ def render_html(result, title: str | None = None) -> str:
         f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in prov.items()) + "</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+# Counterparts shown per region and species: enough to see the comparison, few enough to keep the page light.
+MAX_COUNTERPARTS = 4
+
+
+def _counterpart_figures(found: list[dict], contrast: str) -> list[str]:
+    """Figures of a region's best-matching counterparts on the contrast species' reference photos."""
+    figures = []
+    shown = sorted((c for c in found if c["species"] == contrast), key=lambda c: -c["similarity"])
+    for c in shown[:MAX_COUNTERPARTS]:
+        try:
+            with Image.open(c["image"]) as ref:
+                crop = ref.convert("RGB").crop(tuple(c["box"]))
+        except (OSError, ValueError):
+            continue  # a reference photo moved since: the table still lists the trait
+        figures.append(_figure(crop, f"{contrast}: similarity {c['similarity']:.2f}", 160))
+    return figures
+
+
+def _region_cell(t) -> str:
+    """The trait's region number, or why it has none."""
+    if t.region is not None and t.in_region is not False:
+        return str(t.region + 1)
+    return "outside the regions used" if t.in_region is False else ""
 
 
 def write_report(result, out: str | Path, title: str | None = None) -> Path:

@@ -24,6 +24,7 @@ class Clause:
     confidence: str
     location: str | None = None
     expert_status: str | None = None
+    in_region: bool | None = None  # False: the trait lies outside the regions the classifier used (None: not checked)
 
 
 def trait_clause(c: Clause) -> str:
@@ -80,6 +81,12 @@ def compose_paragraph(target_label: str, contrast_label: str, clauses: Sequence[
         first = False
     if not by_conf["strong"]:
         sentences.append("None of these differences is strongly supported by this photo alone.")
+    outside = [trait_clause(c) for c in clauses if c.in_region is False]
+    if outside and len(outside) < len(clauses):
+        sentences.append(f"Of these, {_join(outside)} {'lies' if len(outside) == 1 else 'lie'} outside the regions "
+                         "the classifier used to tell the species apart.")
+    elif outside:
+        sentences.append("None of these lies in a region the classifier used to tell the species apart.")
     confirmed = [c for c in clauses if c.expert_status == "confirmed"]
     contradicted = [c for c in clauses if c.expert_status == "contradicted"]
     if confirmed or contradicted:
