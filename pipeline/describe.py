@@ -419,7 +419,8 @@ class Pipeline:
                              floor_shown=shown_floor(self.scorer), absent_below=absent_threshold(self.scorer))
         evidence = self.region_evidence(img, organism, regions, cands, per_region, target, contrast)
         table = apply_region_evidence(table, cands, evidence, regions,
-                                      lambda part, region: part_share(part, region, organism, self.group))
+                                      lambda part, region: part_share(part, region, organism, self.group,
+                                                                      whole=find_group(self.group).whole_part))
         parts = PartRelations(self.group)
         chosen = select_diverse(table, top_k, related=parts.related, finer=parts.finer)
 

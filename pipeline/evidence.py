@@ -236,10 +236,13 @@ def score_counterparts(scorer: object, image: Image.Image, organism: np.ndarray 
 
 
 def part_share(part: str | None, region: Region, organism: np.ndarray | None, group: str,
-               located: dict[str, np.ndarray] | None = None) -> float | None:
-    """The share of the region's organism pixels that lie on `part` (None when the part is not located on this
-    photo: whole-organism parts, parts the group cannot locate, no outline)."""
-    if not part or organism is None or not organism.any():
+               located: dict[str, np.ndarray] | None = None, whole: str | None = None) -> float | None:
+    """The share of the region's organism pixels that lie on `part`: 1.0 for the whole organism (no part, or the
+    group's whole part such as 'whole bird'), None when the part cannot be located on this photo (a part the
+    group cannot locate, no outline), so nobody can say whether the trait sits in the region."""
+    if not part or part == whole:
+        return 1.0
+    if organism is None or not organism.any():
         return None
     mask = (located or {}).get(part)
     if mask is None:
@@ -256,7 +259,8 @@ def apply_region_evidence(table: pd.DataFrame, candidates: Sequence[Candidate], 
                           regions: Sequence[Region], on_part: Callable[[str | None, Region], float | None]
                           ) -> pd.DataFrame:
     """Add region evidence to the ranked phrase table and re-rank: traits that sit in a region the classifier used
-    (a region whose counterparts differ the way the photo does, on the trait's part where that part is located)
+    (a region whose counterparts differ the way the photo does, on the trait's part: on_part gives the share of
+    the region on that part, None when the part cannot be located, and then the trait is not in the region)
     come first, by photo-level plus region-level support; the others follow and say so (`in_region` False).
 
     Adds columns in_region (bool), region (index or None), region_effect and region_support."""
@@ -274,7 +278,7 @@ def apply_region_evidence(table: pd.DataFrame, candidates: Sequence[Candidate], 
             for r, reg in enumerate(regions):
                 agrees = np.sign(ev.effect[r, j]) == sign and ev.support[r, j] >= REGION_SUPPORT
                 share = on_part(c.trait.part, reg)
-                if agrees and (share is None or share >= PART_IN_REGION) and ev.support[r, j] > best:
+                if agrees and share is not None and share >= PART_IN_REGION and ev.support[r, j] > best:
                     best, best_r = float(ev.support[r, j]), r
             if best_r is not None and not c.control and t.at[row, "rank_score"] > 0:
                 in_region[row], region[row] = True, best_r

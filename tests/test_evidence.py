@@ -112,7 +112,7 @@ def test_traits_in_a_region_rank_first_and_say_so():
     ev = RegionEvidence(counterparts=[[]], region_scores=np.zeros((1, 3)), contrast_scores=np.zeros((1, 0, 3)),
                         target_scores=np.zeros((1, 0, 3)), effect=np.array([[3.0, -0.5, 9.0]]),
                         support=np.array([[2.0, 0.0, 9.0]]))
-    out = apply_region_evidence(table, cands, ev, regions, lambda part, region: None)
+    out = apply_region_evidence(table, cands, ev, regions, lambda part, region: 1.0)
     assert out["phrase"].tolist()[0] == "red band"  # in a region: first although its photo-level score is lower
     first = out.iloc[0]
     assert bool(first["in_region"]) and first["region"] == 0 and first["region_support"] == 2.0
@@ -121,8 +121,11 @@ def test_traits_in_a_region_rank_first_and_say_so():
     # A trait whose part is located elsewhere on the photo does not sit in the region, whatever the scores say.
     away = apply_region_evidence(table, cands, ev, regions, lambda part, region: 0.0)
     assert not away["in_region"].any()
+    # Nor does a trait whose part cannot be located on the photo: nobody can say it sits in the region.
+    unknown = apply_region_evidence(table, cands, ev, regions, lambda part, region: None)
+    assert not unknown["in_region"].any()
     # Without evidence the order is unchanged and nothing claims a region.
-    none = apply_region_evidence(table, cands, None, regions, lambda part, region: None)
+    none = apply_region_evidence(table, cands, None, regions, lambda part, region: 1.0)
     assert none["phrase"].tolist() == table["phrase"].tolist() and not none["in_region"].any()
 
 
@@ -145,3 +148,20 @@ def test_describe_reports_counterparts_and_region_flags(describe_model_dir, synt
     assert flags == sorted(flags, reverse=True)  # region traits first
     json.loads(r.to_json())  # strict JSON with the new fields
     assert isinstance(Counterpart(image="a", species="b", box=Box(0, 0, 1, 1), similarity=0.5).to_dict(), dict)
+
+
+def test_part_share_says_where_a_region_lies():
+    """A region over the left forewing of a spread-wing outline lies on the forewing, not on the hindwing; the
+    whole organism always holds it; a part the group cannot locate gives None (cannot be checked)."""
+    from pipeline.evidence import part_share
+
+    organism = np.zeros((100, 100), dtype=bool)
+    organism[10:90, 5:95] = True
+    region = Region(index=0, box=Box(5, 10, 30, 35), mass=1.0, area=0.06, peak=1.0)  # upper left
+    fore = part_share("forewing", region, organism, "butterfly")
+    hind = part_share("hindwing", region, organism, "butterfly")
+    assert fore is not None and hind is not None and fore > 0.5 > hind
+    assert part_share(None, region, organism, "butterfly") == 1.0
+    assert part_share("whole bird", region, organism, "bird", whole="whole bird") == 1.0
+    assert part_share("crown", region, organism, "bird", whole="whole bird") is None
+    assert part_share("forewing", region, None, "butterfly") is None

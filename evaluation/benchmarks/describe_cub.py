@@ -97,7 +97,10 @@ def run(photos: Path, attributes: Path, model: Path, maps: str = "finer", max_si
     fly = butterfly_words()
     manifest = pd.read_csv(photos / "manifest.csv")
     known = {normalise_name(n) for n in pipe.classifier.class_names}
-    pairs = sibling_pairs(manifest, known, max_siblings)[:limit]
+    pairs = sibling_pairs(manifest, known, max_siblings)
+    if limit is not None and len(pairs) > limit:  # a seeded sample across all families, not the first few
+        keep = np.random.default_rng(1).choice(len(pairs), size=limit, replace=False)
+        pairs = [pairs[i] for i in sorted(keep)]
     rows = []
     for photo, target, contrast, family in tqdm(pairs, desc=f"CUB sibling pairs ({maps} maps)"):
         t0 = time.perf_counter()
@@ -166,7 +169,7 @@ def main() -> None:
     ap.add_argument("--attributes", type=Path, default=root / "cub-attributes" if root else None)
     ap.add_argument("--maps", choices=MAPS, default="finer", help="replace the Finer-CAM maps (ablation)")
     ap.add_argument("--max-siblings", type=int, default=3, help="siblings per test photo (0: all)")
-    ap.add_argument("--limit", type=int, default=None, help="at most this many (photo, sibling) pairs")
+    ap.add_argument("--limit", type=int, default=None, help="a seeded sample of this many (photo, sibling) pairs")
     ap.add_argument("--compare", type=Path, default=None, help="a per-trait CSV of another run: share of changed top-5")
     ap.add_argument("--out", type=Path, default=None, help="write the per-trait table here (CSV)")
     args = ap.parse_args()
