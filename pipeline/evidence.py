@@ -17,11 +17,10 @@ from __future__ import annotations
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -29,6 +28,7 @@ from PIL import Image
 from pipeline.cam.reshape import to_grid, token_layout
 from pipeline.masks import Box
 from pipeline.regions import Region, masked_crop, part_mask
+from pipeline.scoring import PhraseTable
 from prompts.phrases import Candidate
 
 # LLR from which a region's evidence counts (e = 2.7 times likelier under the target's counterparts).
@@ -252,40 +252,37 @@ def part_share(part: str | None, region: Region, organism: np.ndarray | None, gr
     return float((mask[y0:y1, x0:x1] & inside).sum() / n) if n else 0.0
 
 
-def apply_region_evidence(table: pd.DataFrame, candidates: Sequence[Candidate], ev: RegionEvidence | None,
+def apply_region_evidence(table: PhraseTable, candidates: Sequence[Candidate], ev: RegionEvidence | None,
                           regions: Sequence[Region], on_part: Callable[[str | None, Region], float | None]
-                          ) -> pd.DataFrame:
+                          ) -> PhraseTable:
     """Add region evidence to the ranked phrase table and re-rank: traits that sit in a region the classifier used
     (a region whose counterparts differ the way the photo does, on the trait's part where that part is located)
     come first, by photo-level plus region-level support; the others follow and say so (`in_region` False).
 
-    Adds columns in_region (bool), region (index or None), region_effect and region_support."""
-    t = table.copy()
-    n = len(t)
+    Sets each row's in_region, region (index or None), region_effect (None outside a region) and region_support."""
+    n = len(table)
     in_region = np.zeros(n, dtype=bool)
     region = [None] * n
-    r_effect = np.full(n, np.nan)
+    r_effect: list[float | None] = [None] * n
     r_support = np.zeros(n)
     if ev is not None and len(regions) and ev.support.size:
-        for row, j in enumerate(t["index"].astype(int)):
+        for row, scored in enumerate(table):
+            j = scored.index
             c = candidates[j]
-            sign = 1.0 if t.at[row, "direction"] == "+" else -1.0
+            sign = 1.0 if scored.direction == "+" else -1.0
             best, best_r = 0.0, None
             for r, reg in enumerate(regions):
                 agrees = np.sign(ev.effect[r, j]) == sign and ev.support[r, j] >= REGION_SUPPORT
                 share = on_part(c.trait.part, reg)
                 if agrees and (share is None or share >= PART_IN_REGION) and ev.support[r, j] > best:
                     best, best_r = float(ev.support[r, j]), r
-            if best_r is not None and not c.control and t.at[row, "rank_score"] > 0:
+            if best_r is not None and not c.control and scored.rank_score > 0:
                 in_region[row], region[row] = True, best_r
                 r_effect[row], r_support[row] = float(ev.effect[best_r, j]), best
-    t["in_region"] = in_region
-    t["region"] = region
-    t["region_effect"] = r_effect
-    t["region_support"] = r_support
-    t["rank_score"] = t["rank_score"] + t["region_support"].clip(lower=0.0)
-    order = np.lexsort((-t["rank_score"].to_numpy(), ~t["in_region"].to_numpy()))
-    return t.iloc[order].reset_index(drop=True)
+    rank = np.array([s.rank_score for s in table]) + r_support.clip(min=0.0)
+    rows = tuple(replace(s, in_region=bool(in_region[k]), region=region[k], region_effect=r_effect[k],
+                         region_support=float(r_support[k]), rank_score=float(rank[k])) for k, s in enumerate(table))
+    return PhraseTable(rows, table.method).sorted()
 
 
 class FeatureCache:
