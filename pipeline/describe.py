@@ -10,26 +10,25 @@ import dataclasses
 import difflib
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 import torch
 from PIL import Image
 
 from pipeline.cam import CamRequest, default_method, explain, explain_many
 from pipeline.evidence import (
     FeatureCache,
+    PartShares,
     ReferencePhoto,
     RegionEvidence,
     apply_region_evidence,
     counterparts,
     feature_grids,
-    part_share,
     score_counterparts,
 )
 from pipeline.images import is_achromatic, load_image
@@ -38,6 +37,8 @@ from pipeline.references import reference_images, reference_scores
 from pipeline.regions import Region, extract_regions, organism_mask
 from pipeline.scorers import create_scorer
 from pipeline.scoring import (
+    PhraseScore,
+    PhraseTable,
     absent_threshold,
     image_profile,
     rank_phrases,
@@ -419,13 +420,12 @@ class Pipeline:
                              floor_shown=shown_floor(self.scorer), absent_below=absent_threshold(self.scorer))
         evidence = self.region_evidence(img, organism, regions, cands, per_region, target, contrast)
         table = apply_region_evidence(table, cands, evidence, regions,
-                                      lambda part, region: part_share(part, region, organism, self.group,
-                                                                      whole=find_group(self.group).whole_part))
+                                      PartShares(organism, self.group, whole=find_group(self.group).whole_part))
         parts = PartRelations(self.group)
         chosen = select_diverse(table, top_k, related=parts.related, finer=parts.finer)
 
         # 5. Words: traits with evidence and expert status, then the paragraph.
-        words = self._words(cands, table, chosen, lists, (target, contrast), "effect",
+        words = self._words(table, chosen, lists, (target, contrast), lambda r: r.effect,
                             (clf.label(t_idx), clf.label(c_idx)), p_target, uncertain, clf.label(pred))
         provenance = self._provenance(finer, time.perf_counter() - t0, contrast_ref, target_ref, table)
         return DescribeResult(text=words.text, traits=words.traits, regions=regions, maps=maps, provenance=provenance,
@@ -475,48 +475,44 @@ class Pipeline:
         by_path = {r.path: r for _, r in refs}
         return score_counterparts(self.scorer, img, organism, regions, found, by_path, cands, contrast, per_region)
 
-    def _words(self, cands: Sequence[Any], table: pd.DataFrame, chosen: pd.DataFrame, lists: Sequence[Any],
-               species: tuple[str, str], score_column: str, labels: tuple[str, str],
+    def _words(self, table: PhraseTable, chosen: PhraseTable, lists: Sequence[Any],
+               species: tuple[str, str], score_of: Callable[[PhraseScore], float], labels: tuple[str, str],
                target_probability: float | None = None, uncertain: bool = False,
                predicted_label: str | None = None) -> Words:
         """Stage 5, shared by describe and describe_pair: the chosen rows as expert-checked evidence (their
-        differences scored by `score_column`), the table's controls, and the paragraph about labels[0] vs labels[1]."""
+        differences scored by `score_of`), the table's controls, and the paragraph about labels[0] vs labels[1]."""
         target, contrast = species
-        diffs = [TraitDifference(trait=cands[int(r["index"])].trait, direction=r["direction"], target=target,
-                                 contrast=contrast, score=float(r[score_column]), phrase=r["phrase"])
-                 for _, r in chosen.iterrows()]
+        diffs = [TraitDifference(trait=r.trait, direction=r.direction, target=target, contrast=contrast,
+                                 score=float(score_of(r)), phrase=r.phrase)
+                 for r in chosen]
         statuses = check_statuses(diffs, lists[0], lists[1], self.group)
-        traits_out = [self._evidence(cands, r, rank, status) for rank, ((_, r), status)
-                      in enumerate(zip(chosen.iterrows(), statuses, strict=False), start=1)]
-        controls = [self._evidence(cands, r, 0, None) for _, r in table[table["control"]].iterrows()]
+        traits_out = [self._evidence(r, rank, status) for rank, (r, status)
+                      in enumerate(zip(chosen, statuses, strict=False), start=1)]
+        controls = [self._evidence(r, 0, None) for r in table.controls]
         clauses = [Clause(part=e.trait.part, attribute=e.trait.attribute, value=e.trait.value, direction=e.direction,
                           confidence=e.confidence, expert_status=e.expert_status, in_region=e.in_region)
                    for e in traits_out]
         text = compose_paragraph(labels[0], labels[1], clauses, target_probability, uncertain, predicted_label)
         return Words(traits=traits_out, controls=controls, text=text)
 
-    def _evidence(self, cands: Sequence[Any], row: Any, rank: int, status: str | None) -> TraitEvidence:
-        c = cands[int(row["index"])]
-        contrast = row["contrast_score"]
-        region = row["region"]
-        region = None if region is None or (isinstance(region, float) and not np.isfinite(region)) else int(region)
-        return TraitEvidence(trait=c.trait, phrase=c.phrase, region=region, score=float(row["score"]),
+    def _evidence(self, row: PhraseScore, rank: int, status: str | None) -> TraitEvidence:
+        contrast = row.contrast_score
+        return TraitEvidence(trait=row.trait, phrase=row.phrase, region=row.region, score=float(row.score),
                              contrast_score=None if not np.isfinite(contrast) else float(contrast),
-                             direction=row["direction"], confidence=row["confidence"], expert_status=status,
-                             rank=rank, effect=float(row["effect"]), control=bool(row["control"]),
-                             rank_score=float(row["rank_score"]),
-                             in_region=bool(row["in_region"]) if "in_region" in row.index else None,
-                             region_effect=_r(row["region_effect"]) if "region_effect" in row.index else None)
+                             direction=row.direction, confidence=row.confidence, expert_status=status,
+                             rank=rank, effect=float(row.effect), control=row.control,
+                             rank_score=float(row.rank_score), in_region=row.in_region,
+                             region_effect=_r(row.region_effect))
 
-    def _provenance(self, finer: Any, seconds: float, contrast_ref: Any, target_ref: Any, table: Any) -> dict:
+    def _provenance(self, finer: Any, seconds: float, contrast_ref: Any, target_ref: Any, table: PhraseTable) -> dict:
         card = getattr(self.classifier, "card", {}) or {}
         return {
             "package_version": __version__, "method": "finer-cam", "cam_method": finer.method,
             "gamma": self.gamma, "cam_layers": list(finer.layers), "scorer": self.scorer.spec,
             "model_dir": str(self.model_dir) if self.model_dir else None,
             "classifier": {"kind": card.get("kind"), "backbone": (card.get("backbone") or {}).get("name")},
-            "taxon_group": self.group, "ranking": str(table["method"].iloc[0]) if len(table) else None,
-            "n_candidates": int((~table["control"]).sum()) if len(table) else 0,
+            "taxon_group": self.group, "ranking": table.method if len(table) else None,
+            "n_candidates": table.n_real,
             "n_contrast_references": 0 if contrast_ref is None else int(len(contrast_ref)),
             "n_target_references": 0 if target_ref is None else int(len(target_ref)),
             "torch_version": torch.__version__, "seconds": round(seconds, 3),
@@ -546,13 +542,14 @@ class Pipeline:
         table = set_statistics(cands, scores_a, scores_b)
         parts = PartRelations(self.group)
         chosen = select_diverse(table, top_k, related=parts.related, min_effect=0.0, finer=parts.finer)
-        chosen = chosen[chosen["confidence"] != "weak"] if (chosen["confidence"] != "weak").any() else chosen
-        words = self._words(cands, table, chosen, lists, (a, b), "auroc",
+        if any(r.confidence != "weak" for r in chosen):
+            chosen = chosen.where(lambda r: r.confidence != "weak")
+        words = self._words(table, chosen, lists, (a, b), lambda r: r.auroc,
                             (f"{clf.label(a_idx)} (over {len(images_a)} photos)",
                              f"{clf.label(b_idx)} (over {len(images_b)} photos)"))
         provenance = {"method": "visdiff-auroc", "scorer": self.scorer.spec, "taxon_group": self.group,
                       "n_a": len(images_a), "n_b": len(images_b), "seconds": round(time.perf_counter() - t0, 3),
-                      "auroc": {r["phrase"]: round(float(r["auroc"]), 4) for _, r in chosen.iterrows()},
+                      "auroc": {r.phrase: round(float(r.auroc), 4) for r in chosen},
                       "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         return DescribeResult(text=words.text, traits=words.traits, regions=[], maps={}, provenance=provenance,
                               target_species=a, contrast_species=b, target_probability=float("nan"),

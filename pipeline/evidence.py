@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.cam.reshape import to_grid, token_layout
 from pipeline.masks import Box
-from pipeline.regions import Region, masked_crop, part_mask
+from pipeline.regions import Region, core_box, masked_crop, part_mask
+from pipeline.scoring import PhraseTable
 from prompts.phrases import Candidate
 
 # LLR from which a region's evidence counts (e = 2.7 times likelier under the target's counterparts).
@@ -60,6 +60,12 @@ class ReferencePhoto:
     image: Image.Image
     organism: np.ndarray | None
     features: torch.Tensor  # [K, h, w], unit length along K
+    inside: torch.Tensor | None = None  # grid cells mostly on the organism [h, w] (None: no outline)
+
+    def __post_init__(self) -> None:
+        if self.inside is None and self.organism is not None and self.organism.any():
+            inside = _grid_weights(self.organism, tuple(self.features.shape[-2:])) > 0.25
+            self.inside = inside if inside.any() else None
 
 
 @dataclass
@@ -139,10 +145,8 @@ def match_region(descriptor: torch.Tensor, ref: ReferencePhoto, box_size: tuple[
     the region's size (box_size, already in the reference's pixels), and the cosine similarity there."""
     sim = torch.einsum("k,khw->hw", descriptor, ref.features)
     h, w = sim.shape
-    if ref.organism is not None and ref.organism.any():
-        inside = _grid_weights(ref.organism, (h, w)) > 0.25
-        if inside.any():
-            sim = torch.where(inside, sim, torch.full_like(sim, -2.0))
+    if ref.inside is not None:
+        sim = torch.where(ref.inside, sim, torch.full_like(sim, -2.0))
     k = int(sim.argmax())
     i, j = divmod(k, w)
     width, height = ref.image.size
@@ -235,61 +239,80 @@ def score_counterparts(scorer: object, image: Image.Image, organism: np.ndarray 
     return ev
 
 
+class PartShares:
+    """For one photo: the share of a region's organism pixels that lie on a trait's part (each part's mask is
+    computed once per photo). 1.0 for the whole organism (no part, or the group's whole part such as 'whole
+    bird'); None when the part cannot be located on this photo (a part the group cannot locate, no outline), so
+    nobody can say whether the trait sits in the region. located: part masks found on this photo (bird parts)."""
+
+    def __init__(self, organism: np.ndarray | None, group: str, whole: str | None = None,
+                 located: Mapping[str, np.ndarray] | None = None) -> None:
+        self.organism = organism if organism is not None and organism.any() else None
+        self.group, self.whole, self.located = group, whole, dict(located or {})
+        self._box = core_box(self.organism) if self.organism is not None else None
+        self._masks: dict[str, np.ndarray | None] = {}
+
+    def mask(self, part: str) -> np.ndarray | None:
+        """The part's pixels on this photo, or None when it cannot be located."""
+        if part not in self._masks:
+            found = self.located.get(part)
+            if found is None and self.organism is not None:
+                found = part_mask(self.organism, part, self.group, self._box)
+            self._masks[part] = found
+        return self._masks[part]
+
+    def __call__(self, part: str | None, region: Region) -> float | None:
+        if not part or part == self.whole:
+            return 1.0
+        if self.organism is None:
+            return None
+        mask = self.mask(part)
+        if mask is None:
+            return None
+        x0, y0, x1, y1 = region.box
+        inside = self.organism[y0:y1, x0:x1]
+        n = int(inside.sum())
+        return float((mask[y0:y1, x0:x1] & inside).sum() / n) if n else 0.0
+
+
 def part_share(part: str | None, region: Region, organism: np.ndarray | None, group: str,
-               located: dict[str, np.ndarray] | None = None, whole: str | None = None) -> float | None:
-    """The share of the region's organism pixels that lie on `part`: 1.0 for the whole organism (no part, or the
-    group's whole part such as 'whole bird'), None when the part cannot be located on this photo (a part the
-    group cannot locate, no outline), so nobody can say whether the trait sits in the region."""
-    if not part or part == whole:
-        return 1.0
-    if organism is None or not organism.any():
-        return None
-    mask = (located or {}).get(part)
-    if mask is None:
-        mask = part_mask(organism, part, group)
-    if mask is None:
-        return None
-    x0, y0, x1, y1 = region.box
-    inside = organism[y0:y1, x0:x1]
-    n = int(inside.sum())
-    return float((mask[y0:y1, x0:x1] & inside).sum() / n) if n else 0.0
+               located: Mapping[str, np.ndarray] | None = None, whole: str | None = None) -> float | None:
+    """The share of the region's organism pixels on `part` (see PartShares; one call, no caching)."""
+    return PartShares(organism, group, whole, located)(part, region)
 
 
-def apply_region_evidence(table: pd.DataFrame, candidates: Sequence[Candidate], ev: RegionEvidence | None,
+def apply_region_evidence(table: PhraseTable, candidates: Sequence[Candidate], ev: RegionEvidence | None,
                           regions: Sequence[Region], on_part: Callable[[str | None, Region], float | None]
-                          ) -> pd.DataFrame:
+                          ) -> PhraseTable:
     """Add region evidence to the ranked phrase table and re-rank: traits that sit in a region the classifier used
     (a region whose counterparts differ the way the photo does, on the trait's part: on_part gives the share of
     the region on that part, None when the part cannot be located, and then the trait is not in the region)
     come first, by photo-level plus region-level support; the others follow and say so (`in_region` False).
 
-    Adds columns in_region (bool), region (index or None), region_effect and region_support."""
-    t = table.copy()
-    n = len(t)
+    Sets each row's in_region, region (index or None), region_effect (None outside a region) and region_support."""
+    n = len(table)
     in_region = np.zeros(n, dtype=bool)
     region = [None] * n
-    r_effect = np.full(n, np.nan)
+    r_effect: list[float | None] = [None] * n
     r_support = np.zeros(n)
     if ev is not None and len(regions) and ev.support.size:
-        for row, j in enumerate(t["index"].astype(int)):
+        for row, scored in enumerate(table):
+            j = scored.index
             c = candidates[j]
-            sign = 1.0 if t.at[row, "direction"] == "+" else -1.0
+            sign = 1.0 if scored.direction == "+" else -1.0
             best, best_r = 0.0, None
             for r, reg in enumerate(regions):
                 agrees = np.sign(ev.effect[r, j]) == sign and ev.support[r, j] >= REGION_SUPPORT
                 share = on_part(c.trait.part, reg)
                 if agrees and share is not None and share >= PART_IN_REGION and ev.support[r, j] > best:
                     best, best_r = float(ev.support[r, j]), r
-            if best_r is not None and not c.control and t.at[row, "rank_score"] > 0:
+            if best_r is not None and not c.control and scored.rank_score > 0:
                 in_region[row], region[row] = True, best_r
                 r_effect[row], r_support[row] = float(ev.effect[best_r, j]), best
-    t["in_region"] = in_region
-    t["region"] = region
-    t["region_effect"] = r_effect
-    t["region_support"] = r_support
-    t["rank_score"] = t["rank_score"] + t["region_support"].clip(lower=0.0)
-    order = np.lexsort((-t["rank_score"].to_numpy(), ~t["in_region"].to_numpy()))
-    return t.iloc[order].reset_index(drop=True)
+    rank = np.array([s.rank_score for s in table]) + r_support.clip(min=0.0)
+    rows = tuple(replace(s, in_region=bool(in_region[k]), region=region[k], region_effect=r_effect[k],
+                         region_support=float(r_support[k]), rank_score=float(rank[k])) for k, s in enumerate(table))
+    return PhraseTable(rows, table.method).sorted()
 
 
 class FeatureCache:

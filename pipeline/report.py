@@ -15,6 +15,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from pipeline.cam.render import outline, overlay
+from pipeline.images import load_image
+from traits.errors import FinerTraitsError
 from traits.io import make_folder, write_text_atomic
 
 MAP_TITLES = {"gradcam": "Grad-CAM (target)", "finer": "Finer-CAM: target vs contrast (outlined: at least half its peak)",
@@ -120,10 +122,9 @@ def _counterpart_figures(found: list[dict], contrast: str) -> list[str]:
     shown = sorted((c for c in found if c["species"] == contrast), key=lambda c: -c["similarity"])
     for c in shown[:MAX_COUNTERPARTS]:
         try:
-            with Image.open(c["image"]) as ref:
-                crop = ref.convert("RGB").crop(tuple(c["box"]))
-        except (OSError, ValueError):
-            continue  # a reference photo moved since: the table still lists the trait
+            crop = load_image(c["image"]).crop(tuple(c["box"]))
+        except FinerTraitsError:
+            continue  # a reference photo moved or broke since: the table still lists the trait
         figures.append(_figure(crop, f"{contrast}: similarity {c['similarity']:.2f}", 160))
     return figures
 

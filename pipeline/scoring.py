@@ -9,7 +9,8 @@ Two comparisons, never raw similarities:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from pipeline.masks import Box, mask_box
 from pipeline.regions import Region, core_box, masked_crop, part_layout, part_pieces
 from pipeline.scorers.base import SIDE_CROP_PAD, Scorer
 from prompts.phrases import Candidate, render_trait, value_options
+from traits.model import Trait
 
 STRONG, MODERATE, WEAK = 2.5, 1.25, 0.5  # |effect| thresholds (in reference standard deviations)
 LLR_STRONG, LLR_MODERATE = 3.0, 1.0  # log-likelihood ratio thresholds (e^3 = 20 times likelier under the target)
@@ -245,9 +247,113 @@ def absent_threshold(scorer: Scorer) -> float | None:
     return _probability_as_score(scorer, 0.5)
 
 
+@dataclass(frozen=True)
+class PhraseScore:
+    """One candidate phrase's scores on a photo (describe) or on two photo sets (describe_pair).
+
+    index: the phrase's position in the candidate list (the column of the score arrays). Fields a producer does
+    not fill stay None: whole_score, support and localisation come from rank_phrases; auroc, mean_diff and p_value
+    from set_statistics; in_region, region_effect and region_support from apply_region_evidence (in_region None:
+    not checked; region_effect None where the trait is not in a region).
+    """
+
+    candidate: Candidate
+    index: int
+    score: float = float("nan")  # this photo's score (describe_pair: the mean over set A)
+    contrast_score: float = float("nan")  # the mean over the contrast references (set B); NaN without them
+    effect: float = 0.0  # standardised target-vs-contrast gap
+    direction: str = "+"  # '+': the target shows it more than the contrast
+    confidence: str = "weak"
+    rank_score: float = 0.0  # what the table is sorted by, best first
+    region: int | None = None  # the Finer-CAM region that carries the evidence (None: the whole organism)
+    whole_score: float | None = None
+    support: float | None = None  # log-likelihood ratio under the target vs the contrast references (0: none)
+    localisation: float | None = None  # best region score minus the whole-organism score
+    auroc: float | None = None
+    mean_diff: float | None = None
+    p_value: float | None = None
+    in_region: bool | None = None
+    region_effect: float | None = None
+    region_support: float | None = None
+
+    @property
+    def phrase(self) -> str:
+        """The scored phrase."""
+        return self.candidate.phrase
+
+    @property
+    def trait(self) -> Trait:
+        """The trait the phrase stands for."""
+        return self.candidate.trait
+
+    @property
+    def control(self) -> bool:
+        """True for random-phrase controls."""
+        return self.candidate.control
+
+    def to_dict(self) -> dict:
+        """The row as a flat dict: the candidate's phrase, source, control, part, attribute and value, then the
+        scores."""
+        t = self.trait
+        head = {"phrase": self.phrase, "source": self.candidate.source, "control": self.control, "part": t.part,
+                "attribute": t.attribute, "value": t.value}
+        return head | {f.name: getattr(self, f.name) for f in fields(self) if f.name != "candidate"}
+
+
+@dataclass(frozen=True)
+class PhraseTable:
+    """The scored phrases of one describe (or describe_pair) call, best first, and the method that ranked them."""
+
+    rows: tuple[PhraseScore, ...]
+    method: str | None = None  # target_vs_contrast_llr, target_vs_contrast, region_vs_organism or visdiff_auroc
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[PhraseScore]:
+        return iter(self.rows)
+
+    def __getitem__(self, position: int) -> PhraseScore:
+        return self.rows[position]
+
+    def sorted(self) -> PhraseTable:
+        """Best first: traits in a region the classifier used first (once region evidence is added), then by
+        rank_score; ties keep their order and NaN scores go last."""
+        rank = np.array([r.rank_score for r in self.rows], dtype=np.float64)
+        outside = np.array([not r.in_region for r in self.rows], dtype=bool)
+        return self.take(np.lexsort((-rank, outside)))
+
+    def take(self, positions: Iterable[int]) -> PhraseTable:
+        """The rows at these positions, in this order."""
+        return PhraseTable(tuple(self.rows[int(i)] for i in positions), self.method)
+
+    def where(self, keep: Callable[[PhraseScore], bool]) -> PhraseTable:
+        """The rows for which keep(row) holds, in order."""
+        return PhraseTable(tuple(r for r in self.rows if keep(r)), self.method)
+
+    @property
+    def controls(self) -> PhraseTable:
+        """The random-phrase control rows."""
+        return self.where(lambda r: r.control)
+
+    @property
+    def n_real(self) -> int:
+        """How many rows are real (non-control) phrases."""
+        return sum(not r.control for r in self.rows)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table as a DataFrame for benchmarks and notebooks: one row per phrase (PhraseScore.to_dict) and
+        the table's method; unset fields are empty."""
+        columns = ["phrase", "source", "control", "part", "attribute", "value",
+                   *(f.name for f in fields(PhraseScore) if f.name != "candidate")]
+        frame = pd.DataFrame([r.to_dict() for r in self.rows], columns=columns)
+        frame["method"] = self.method
+        return frame
+
+
 def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np.ndarray, regions: np.ndarray,
                  contrast_ref: np.ndarray | None, target_ref: np.ndarray | None = None,
-                 floor_shown: float | None = None, absent_below: float | None = None) -> pd.DataFrame:
+                 floor_shown: float | None = None, absent_below: float | None = None) -> PhraseTable:
     """One row per candidate with its relative scores, direction, confidence and ranking score (best first).
 
     profile: this photo's scores [P]; whole / regions: whole-organism [P] and region scores [R, P];
@@ -314,18 +420,14 @@ def rank_phrases(candidates: Sequence[Candidate], profile: np.ndarray, whole: np
         here = mu_t if method == "target_vs_contrast_llr" else profile
         missing = describes_a_missing_part(candidates, direction, rank_score, here, contrast_score, absent_below)
         rank_score = np.where(missing, 0.0, rank_score)
-    rows = []
-    for j, c in enumerate(candidates):
-        rows.append({
-            "phrase": c.phrase, "source": c.source, "control": c.control, "part": c.trait.part,
-            "attribute": c.trait.attribute, "value": c.trait.value, "score": float(profile[j]),
-            "whole_score": float(whole[j]), "contrast_score": float(contrast_score[j]), "effect": float(effect[j]),
-            "direction": str(direction[j]), "confidence": confidence[j], "support": float(support[j]),
-            "region": int(best_region[j]) if best_region[j] >= 0 and localisation[j] > 0 else None,
-            "localisation": float(localisation[j]), "rank_score": float(rank_score[j]), "method": method,
-            "index": j})
-    df = pd.DataFrame(rows)
-    return df.sort_values("rank_score", ascending=False, kind="stable").reset_index(drop=True)
+    rows = tuple(
+        PhraseScore(candidate=c, index=j, score=float(profile[j]), whole_score=float(whole[j]),
+                    contrast_score=float(contrast_score[j]), effect=float(effect[j]), direction=str(direction[j]),
+                    confidence=confidence[j], support=float(support[j]),
+                    region=int(best_region[j]) if best_region[j] >= 0 and localisation[j] > 0 else None,
+                    localisation=float(localisation[j]), rank_score=float(rank_score[j]))
+        for j, c in enumerate(candidates))
+    return PhraseTable(rows, method).sorted()
 
 
 def describes_a_missing_part(candidates: Sequence[Candidate], direction: np.ndarray, rank_score: np.ndarray,
@@ -354,36 +456,35 @@ def describes_a_missing_part(candidates: Sequence[Candidate], direction: np.ndar
     return out
 
 
-def select_diverse(table: pd.DataFrame, top_k: int, related: Callable[[str, str], bool] | None = None,
+def select_diverse(table: PhraseTable, top_k: int, related: Callable[[str, str], bool] | None = None,
                    min_effect: float = WEAK, finer: Callable[[str, str], bool] | None = None,
-                   finer_share: float = 0.5) -> pd.DataFrame:
+                   finer_share: float = 0.5) -> PhraseTable:
     """The top_k real (non-control) rows, LaBo-style diverse: a row repeating a chosen trait (same attribute,
     value and direction) on a related part is skipped, except that a finer part (finer(a, b): a lies inside b)
     with at least finer_share of the chosen row's ranking score replaces it ('white hindwing margin' is more
     informative than 'white hindwing'). Rows below min_effect or without ranking support are dropped."""
     chosen: list[int] = []
-    for i, row in table.iterrows():
-        if row["control"] or abs(row["effect"]) < min_effect or row["rank_score"] <= 0:
+    for i, row in enumerate(table):
+        if row.control or abs(row.effect) < min_effect or row.rank_score <= 0:
             continue
         dup = False
         for pos, k in enumerate(chosen):
-            other = table.loc[k]
-            if (other["attribute"], other["value"], other["direction"]) != (row["attribute"], row["value"],
-                                                                           row["direction"]):
+            other = table[k]
+            if (other.trait.attribute, other.trait.value, other.direction) != (row.trait.attribute, row.trait.value,
+                                                                               row.direction):
                 continue
-            if related is None or related(other["part"], row["part"]):
+            if related is None or related(other.trait.part, row.trait.part):
                 dup = True
-                if finer is not None and finer(row["part"], other["part"]) and \
-                        row["rank_score"] >= finer_share * other["rank_score"]:
+                if finer is not None and finer(row.trait.part, other.trait.part) and \
+                        row.rank_score >= finer_share * other.rank_score:
                     chosen[pos] = i
                 break
         if not dup and len(chosen) < top_k:
             chosen.append(i)
-    chosen = list(dict.fromkeys(chosen))
-    return table.loc[chosen].reset_index(drop=True)
+    return table.take(dict.fromkeys(chosen))
 
 
-def set_statistics(candidates: Sequence[Candidate], scores_a: np.ndarray, scores_b: np.ndarray) -> pd.DataFrame:
+def set_statistics(candidates: Sequence[Candidate], scores_a: np.ndarray, scores_b: np.ndarray) -> PhraseTable:
     """VisDiff statistics per phrase for two photo sets [n_a, P] and [n_b, P]: AUROC (A over B), mean difference,
     standardised effect and Welch t-test p-value; best separated first."""
     rows = []
@@ -404,12 +505,10 @@ def set_statistics(candidates: Sequence[Candidate], scores_a: np.ndarray, scores
                 p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
             else:
                 p = 1.0
-        rows.append({"phrase": c.phrase, "source": c.source, "control": c.control, "part": c.trait.part,
-                     "attribute": c.trait.attribute, "value": c.trait.value, "score": float(np.mean(a)) if len(a) else np.nan,
-                     "contrast_score": float(np.mean(b)) if len(b) else np.nan, "auroc": auroc, "mean_diff": diff,
-                     "effect": effect, "p_value": p, "direction": "+" if diff >= 0 else "-",
-                     "confidence": "strong" if abs(auroc - 0.5) >= 0.4 else ("moderate" if abs(auroc - 0.5) >= 0.25
-                                                                             else "weak"),
-                     "region": None, "rank_score": abs(auroc - 0.5) + 1e-3 * min(abs(effect), 100), "index": j})
-    df = pd.DataFrame(rows)
-    return df.sort_values("rank_score", ascending=False, kind="stable").reset_index(drop=True)
+        rows.append(PhraseScore(
+            candidate=c, index=j, score=float(np.mean(a)) if len(a) else np.nan,
+            contrast_score=float(np.mean(b)) if len(b) else np.nan, auroc=auroc, mean_diff=diff, effect=effect,
+            p_value=p, direction="+" if diff >= 0 else "-",
+            confidence="strong" if abs(auroc - 0.5) >= 0.4 else ("moderate" if abs(auroc - 0.5) >= 0.25 else "weak"),
+            rank_score=abs(auroc - 0.5) + 1e-3 * min(abs(effect), 100)))
+    return PhraseTable(tuple(rows), "visdiff_auroc").sorted()

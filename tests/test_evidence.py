@@ -26,6 +26,7 @@ from pipeline.evidence import (
 from pipeline.masks import Box
 from pipeline.models import load_classifier
 from pipeline.regions import Region
+from pipeline.scoring import PhraseScore, PhraseTable
 from prompts.phrases import Candidate
 from traits.model import Trait
 
@@ -106,27 +107,30 @@ def _cands() -> list[Candidate]:
 
 def test_traits_in_a_region_rank_first_and_say_so():
     cands = _cands()
-    table = pd.DataFrame({"index": [1, 2, 0], "direction": ["+", "+", "+"], "rank_score": [5.0, 4.0, 1.0],
-                          "control": [False, True, False], "phrase": [c.phrase for c in (cands[1], cands[2], cands[0])]})
+    table = PhraseTable(tuple(PhraseScore(cands[j], j, direction="+", rank_score=rank)
+                              for j, rank in ((1, 5.0), (2, 4.0), (0, 1.0))), "target_vs_contrast_llr")
     regions = [Region(index=0, box=Box(0, 0, 10, 10), mass=1.0, area=0.1, peak=1.0)]
     ev = RegionEvidence(counterparts=[[]], region_scores=np.zeros((1, 3)), contrast_scores=np.zeros((1, 0, 3)),
                         target_scores=np.zeros((1, 0, 3)), effect=np.array([[3.0, -0.5, 9.0]]),
                         support=np.array([[2.0, 0.0, 9.0]]))
     out = apply_region_evidence(table, cands, ev, regions, lambda part, region: 1.0)
-    assert out["phrase"].tolist()[0] == "red band"  # in a region: first although its photo-level score is lower
-    first = out.iloc[0]
-    assert bool(first["in_region"]) and first["region"] == 0 and first["region_support"] == 2.0
-    assert not out.set_index("phrase").loc["blue band", "in_region"]
-    assert not out.set_index("phrase").loc["quiet lamp", "in_region"]  # controls never count as region evidence
+    assert out[0].phrase == "red band"  # in a region: first although its photo-level score is lower
+    first = out[0]
+    assert first.in_region is True and first.region == 0 and first.region_support == 2.0
+    assert first.rank_score == 1.0 + 2.0 and first.region_effect == 3.0  # photo-level plus region-level support
+    by_phrase = {r.phrase: r for r in out}
+    assert by_phrase["blue band"].in_region is False and by_phrase["blue band"].region_effect is None
+    assert by_phrase["quiet lamp"].in_region is False  # controls never count as region evidence
+    assert out.method == table.method
     # A trait whose part is located elsewhere on the photo does not sit in the region, whatever the scores say.
     away = apply_region_evidence(table, cands, ev, regions, lambda part, region: 0.0)
-    assert not away["in_region"].any()
+    assert not any(r.in_region for r in away)
     # Nor does a trait whose part cannot be located on the photo: nobody can say it sits in the region.
     unknown = apply_region_evidence(table, cands, ev, regions, lambda part, region: None)
-    assert not unknown["in_region"].any()
+    assert not any(r.in_region for r in unknown)
     # Without evidence the order is unchanged and nothing claims a region.
     none = apply_region_evidence(table, cands, None, regions, lambda part, region: 1.0)
-    assert none["phrase"].tolist() == table["phrase"].tolist() and not none["in_region"].any()
+    assert [r.phrase for r in none] == [r.phrase for r in table] and not any(r.in_region for r in none)
 
 
 def test_describe_reports_counterparts_and_region_flags(describe_model_dir, synthetic_species_dir, one_torch_thread):

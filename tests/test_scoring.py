@@ -8,7 +8,17 @@ import pytest
 from PIL import Image
 
 from pipeline.scorers.base import CropPolicy
-from pipeline.scoring import MIN_SHOWN, crop_part, rank_phrases, shown_floor, square_crop
+from pipeline.scoring import (
+    MIN_SHOWN,
+    PhraseScore,
+    PhraseTable,
+    crop_part,
+    rank_phrases,
+    select_diverse,
+    set_statistics,
+    shown_floor,
+    square_crop,
+)
 from prompts.phrases import Candidate
 from traits.model import Trait
 
@@ -69,14 +79,14 @@ def test_moves_among_values_neither_side_shows_are_not_ranked():
     target = np.stack([rng.normal(-9.0, 0.5, 16), rng.normal(-0.2, 0.1, 16), rng.normal(-3.0, 0.3, 16)], 1)
     contrast = np.stack([rng.normal(-13.0, 0.5, 16), rng.normal(-3.0, 0.3, 16), rng.normal(-0.2, 0.1, 16)], 1)
     profile = np.array([-9.2, -0.3, -2.9])
-    plain = rank_phrases(cands, profile, np.zeros(3), np.zeros((0, 3)), contrast, target).set_index("phrase")
-    gated = rank_phrases(cands, profile, np.zeros(3), np.zeros((0, 3)), contrast, target,
-                         floor_shown=floor).set_index("phrase")
-    assert plain.loc["yellow body", "rank_score"] > 0  # a big log-space move of an improbable value...
-    assert gated.loc["yellow body", "rank_score"] == 0  # ...is not a difference between the species
+    plain = {r.phrase: r for r in rank_phrases(cands, profile, np.zeros(3), np.zeros((0, 3)), contrast, target)}
+    gated = {r.phrase: r for r in rank_phrases(cands, profile, np.zeros(3), np.zeros((0, 3)), contrast, target,
+                                               floor_shown=floor)}
+    assert plain["yellow body"].rank_score > 0  # a big log-space move of an improbable value...
+    assert gated["yellow body"].rank_score == 0  # ...is not a difference between the species
     for phrase in ("orange body", "red body"):  # '+' shown by the photo, '-' shown by the contrast
-        assert gated.loc[phrase, "rank_score"] == plain.loc[phrase, "rank_score"] > 0
-    assert gated.loc["red body", "direction"] == "-"
+        assert gated[phrase].rank_score == plain[phrase].rank_score > 0
+    assert gated["red body"].direction == "-"
 
 
 def test_a_value_its_species_shows_is_ranked_when_this_photo_scores_it_low():
@@ -86,13 +96,13 @@ def test_a_value_its_species_shows_is_ranked_when_this_photo_scores_it_low():
     cands = [Candidate("hindwing tail", Trait(part="hindwing tail", attribute="presence", value="present"), "vocab")]
     rng = np.random.default_rng(1)
     target, contrast = rng.normal(-1.7, 0.6, (16, 1)), rng.normal(-3.4, 0.8, (16, 1))
-    row = rank_phrases(cands, np.array([-2.4]), np.zeros(1), np.zeros((0, 1)), contrast, target,
-                       floor_shown=floor).iloc[0]
-    assert row["direction"] == "+" and row["rank_score"] > 0
+    (row,) = rank_phrases(cands, np.array([-2.4]), np.zeros(1), np.zeros((0, 1)), contrast, target,
+                          floor_shown=floor)
+    assert row.direction == "+" and row.rank_score > 0
     # Without the species' references only the photo counts: under the floor, not ranked.
-    alone = rank_phrases(cands, np.array([-2.4]), np.zeros(1), np.zeros((0, 1)), contrast, None,
-                         floor_shown=floor).iloc[0]
-    assert alone["rank_score"] == 0
+    (alone,) = rank_phrases(cands, np.array([-2.4]), np.zeros(1), np.zeros((0, 1)), contrast, None,
+                            floor_shown=floor)
+    assert alone.rank_score == 0
 
 
 def test_embedding_scorers_get_each_side_at_every_framing():
@@ -139,3 +149,44 @@ def test_no_tail_shape_is_claimed_for_the_side_without_a_tail():
     # Presence that is not a ranked difference restricts nothing.
     ranks[0] = 0.0
     assert not describes_a_missing_part(cands, np.array(["-", "+", "-", "-", "-"]), ranks, here, there, absent).any()
+
+
+def _scored(phrase: str, j: int, **fields) -> PhraseScore:
+    part, value = phrase.split(" ", 1)[1], phrase.split(" ", 1)[0]
+    source = "control" if fields.pop("control", False) else "vocab"
+    return PhraseScore(Candidate(phrase, Trait(part=part, attribute="colour", value=value), source), j, **fields)
+
+
+def test_the_phrase_table_sorts_region_traits_first_keeps_ties_and_converts_to_a_frame():
+    rows = (_scored("red band", 0, rank_score=1.0, in_region=False),
+            _scored("blue band", 1, rank_score=float("nan"), in_region=False),
+            _scored("green band", 2, rank_score=3.0, in_region=False),
+            _scored("grey band", 3, rank_score=0.5, in_region=True),
+            _scored("white band", 4, rank_score=3.0, in_region=False),
+            _scored("quiet lamp", 5, rank_score=9.0, control=True))
+    table = PhraseTable(rows, "target_vs_contrast").sorted()
+    # In a region first whatever its score; then by score, ties in their order, NaN last.
+    assert [r.phrase for r in table] == ["grey band", "quiet lamp", "green band", "white band", "red band",
+                                         "blue band"]
+    assert [r.phrase for r in table.controls] == ["quiet lamp"] and table.n_real == 5
+    assert [r.index for r in table.take([2, 0])] == [2, 3] and table.take([0]).method == "target_vs_contrast"
+    frame = table.to_frame()
+    assert frame["phrase"].tolist() == [r.phrase for r in table] and (frame["method"] == "target_vs_contrast").all()
+    assert frame.loc[0, "part"] == "band" and frame.loc[0, "value"] == "grey" and bool(frame.loc[1, "control"])
+    assert frame.loc[0, "rank_score"] == 0.5 and frame.loc[0, "index"] == 3
+
+
+def test_producers_return_typed_tables_and_select_diverse_keeps_one_trait_per_part():
+    cands = [Candidate(f"{v} {p}", Trait(part=p, attribute="colour", value=v), "vocab")
+             for v, p in (("red", "forewing"), ("red", "forewing band"), ("blue", "hindwing"))]
+    rng = np.random.default_rng(0)
+    a = np.stack([rng.normal(m, 0.05, 12) for m in (0.9, 0.8, 0.5)], 1)
+    b = np.stack([rng.normal(m, 0.05, 12) for m in (0.1, 0.1, 0.5)], 1)
+    stats_table = set_statistics(cands, a, b)
+    assert stats_table.method == "visdiff_auroc" and stats_table[0].auroc == 1.0 and stats_table[0].support is None
+    assert [r.rank_score for r in stats_table] == sorted((r.rank_score for r in stats_table), reverse=True)
+    # 'red forewing band' lies inside 'red forewing' with most of its score: the finer part replaces the coarser.
+    chosen = select_diverse(stats_table, 5, related=lambda x, y: x in y or y in x,
+                            finer=lambda x, y: y in x and x != y, min_effect=0.0)
+    assert isinstance(chosen, PhraseTable) and chosen[0].phrase == "red forewing band"
+    assert "red forewing" not in {r.phrase for r in chosen}
