@@ -1,7 +1,7 @@
 """The web app end to end in a real headless Chromium (Playwright, the system's Chromium), on SQLite and PostgreSQL.
 
-One server per backend for the whole module (uvicorn in a thread), over a database filled by a real batch run of
-the tiny synthetic model. Screenshots of the main pages go to runs/web-screenshots/ (not committed).
+One server per backend for the whole module (uvicorn in a thread), over a database holding real describe()
+results of the tiny synthetic model (described once, stored in each backend as batch stores them). Screenshots of the main pages go to runs/web-screenshots/ (not committed).
 """
 
 from __future__ import annotations
@@ -31,20 +31,44 @@ def backend(request) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(backend, describe_pipeline, describe_model_dir, synthetic_species_dir, tmp_path_factory):
-    """(base URL, WebState) of a running app over a database holding one batch run of 6 photos."""
-    from pipeline.batch import run_batch
+def described(describe_pipeline, describe_model_dir, synthetic_species_dir, tmp_path_factory):
+    """One test photo of each synthetic species described against its sibling (once for both backends)."""
+    from pipeline.batch import classifier_fingerprint, read_manifest, read_pairs
+    from pipeline.species import SpeciesIndex
+    from traits.db import ImageRecord, file_sha256
+
+    card, fingerprint = classifier_fingerprint(describe_model_dir)
+    pairs = read_pairs(synthetic_species_dir / "pairs.csv", SpeciesIndex(card["class_names"]))
+    manifest = test_manifest(synthetic_species_dir, tmp_path_factory.mktemp("web") / "manifest.csv", per_species=1)
+    out = []
+    for row in read_manifest(manifest):
+        results = [describe_pipeline.describe(row.path, c, target_species=row.species) for c in pairs[row.species]]
+        out.append((ImageRecord(file_sha256(row.path), str(row.path), row.species, width=96, height=96), results))
+    return manifest, fingerprint, out
+
+
+@pytest.fixture(scope="module")
+def site(backend, described, describe_pipeline, describe_model_dir, synthetic_species_dir, tmp_path_factory):
+    """(base URL, WebState) of a running app over a database holding one run of 6 described photos, stored as
+    `batch` stores them (same run configuration fields, one transaction per photo)."""
     from pipeline.web import WebConfig, create_app
     from pipeline.web.security import UploadLimits
+    from traits.db import TraitDB
 
     tmp = tmp_path_factory.mktemp(f"web-{backend}")
     urls = db_url(backend, tmp)
     url = next(urls)
-    manifest = test_manifest(synthetic_species_dir, tmp / "manifest.csv", per_species=1)
-    run_batch(manifest, describe_model_dir, url, pairs=synthetic_species_dir / "pairs.csv", progress=False,
-              pipeline=describe_pipeline, expert=str(synthetic_species_dir / "traits.csv"))
+    manifest, fingerprint, photos = described
+    expert = str(synthetic_species_dir / "traits.csv")
+    with TraitDB(url) as db:
+        run = db.start_run({"classifier_sha256": fingerprint, "expert": expert, "test": "web"}, classifier=str(describe_model_dir),
+                           classifier_sha256=fingerprint, scorer="color", expert_source=expert)
+        for image, results in photos:
+            db.write_image_results(run.id, image, results, expert_source=expert)
+        db.fill_run_provenance(run.id, photos[0][1][0].provenance)
+        db.finish_run(run.id)
     config = WebConfig(db=url, models=[describe_model_dir], uploads=tmp / "uploads", manifest=manifest,
-                       expert=str(synthetic_species_dir / "traits.csv"), page_size=10, curator="Test Curator",
+                       expert=expert, page_size=10, curator="Test Curator",
                        limits=UploadLimits(max_bytes=200_000, max_pixels=1_000_000))
     app = create_app(config)
     app.state.web.models.entries[0].pipeline = describe_pipeline  # already loaded: spare the module a second load
@@ -164,6 +188,14 @@ def test_photo_page_switches_overlays(page, site, backend) -> None:
     assert all(w > 0 for w in crops.evaluate_all("imgs => imgs.map(i => i.naturalWidth)"))
     assert page.locator(".expert").count() == page.locator("article.trait").count()
     shot(page, backend, "photo")
+    # A trait the expert list confirms shows the expert's sentence.
+    from traits.review import AssertionFilter, browse
+
+    confirmed = browse(web.db, AssertionFilter(expert_status="confirmed"), limit=1)
+    assert confirmed, "the synthetic expert list confirms some traits of this model"
+    page.goto(f"{base}/result/{confirmed[0]['result_id']}")
+    text = page.locator(f"#a{confirmed[0]['id']} .expert").inner_text()
+    assert text.startswith("Expert lists: confirmed — “") and text.endswith("”")
 
 
 def test_accept_reject_and_edit_with_a_note(page, site, backend) -> None:
@@ -271,6 +303,18 @@ def test_upload_describe_and_save_as_a_run(page, site, backend, synthetic_specie
     wait_js(page, "document.getElementById('overlay').naturalWidth > 0")
 
 
+def test_describe_a_manifest_photo(page, site, backend) -> None:
+    base, web = site
+    row = web.manifest[0]
+    page.goto(base + "/describe")
+    page.select_option("select[name=manifest_row]", "0")
+    contrast = "Synthia rubra" if row.species != "Synthia rubra" else "Synthia aurantiaca"
+    page.fill("input[name=contrast]", contrast)
+    page.click("#describe")
+    page.wait_for_selector("#paragraph")
+    assert page.locator("h1").inner_text() == f"{row.species} vs {contrast}"  # the manifest's species is the target
+
+
 def test_compare_two_species_shows_auroc(page, site, backend) -> None:
     base, _ = site
     page.goto(base + "/compare?a=Synthia+aurantiaca&b=Synthia+rubra")
@@ -299,6 +343,11 @@ def test_export_the_filter_as_dwca_and_csv(page, site, backend, tmp_path) -> Non
     info.value.save_as(tmp_path / "export.csv")
     frame = pd.read_csv(tmp_path / "export.csv")
     assert len(frame) == n and set(frame.scientific_name) == {"Synthia aurantiaca"}
+    response = page.request.get(base + page.locator("#export-parquet").get_attribute("href"))
+    assert response.ok
+    (tmp_path / "export.parquet").write_bytes(response.body())
+    table = pd.read_parquet(tmp_path / "export.parquet")
+    assert sorted(table.assertion_id) == sorted(frame.assertion_id)
 
 
 def test_the_database_holds_one_schema(site) -> None:

@@ -194,7 +194,7 @@ def test_bad_uploads_are_refused_with_a_message(web) -> None:
     r = c.post("/describe", data=form, files={"photo": ("notes.jpg", b"just some text, not a photo", "image/jpeg")})
     assert r.status_code == 400 and "is not a JPEG, PNG" in r.text and "its content was checked" in r.text
     r = c.post("/describe", data=form, files={"photo": ("big.png", b"\x89PNG\r\n\x1a\n" + b"0" * 400_000, "image/png")})
-    assert r.status_code == 413 and "above the" in r.text and "limit" in r.text
+    assert r.status_code == 413 and "above the 50 KB limit; it was not read" in r.text
     r = c.post("/describe", data=form, files={"photo": ("huge.png", png_bytes((600, 600)), "image/png")})
     assert r.status_code == 400 and "pixel limit" in r.text
     r = c.post("/describe", data={**form, "contrast": "Synthia rubrra"},
@@ -234,6 +234,8 @@ def test_missing_model_and_unknown_pages_say_what_to_do(db: TraitDB, tmp_path: P
         assert r.status_code == 404 and "There is no page" in r.text
         r = c.get("/traits?run=abc")
         assert r.status_code == 400 and "not a whole number" in r.text and "Traceback" not in r.text
+        r = c.get("/result/abc")
+        assert r.status_code == 422 and "not allowed (result_id)" in r.text and "<!doctype html>" in r.text
 
 
 def test_a_read_only_database_gives_a_clear_page_and_keeps_the_note(db: TraitDB, tmp_path: Path) -> None:

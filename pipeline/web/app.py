@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -28,6 +29,7 @@ from pipeline.web.security import (
     CSRF_HEADER,
     TOKEN_COOKIE,
     UploadLimits,
+    human_size,
     is_loopback,
     new_csrf_token,
     same_secret,
@@ -156,8 +158,8 @@ def _refuse_post(request: Request, max_body: int) -> Response | None:
                                             "fix": "Send the form from a browser."}, 411)
     if int(length) > max_body:
         limit = max_body - FORM_SLACK
-        return page(request, "error.html", {"problem": f"The upload is {int(length) / 1e6:.1f} MB, above the "
-                                                        f"{limit / 1e6:.0f} MB limit; it was not read.",
+        return page(request, "error.html", {"problem": f"The upload is {human_size(int(length))}, above the "
+                                                        f"{human_size(limit)} limit; it was not read.",
                                             "fix": "Downscale or re-compress the photo and try again."}, 413)
     return None
 
@@ -212,6 +214,12 @@ def _add_error_pages(app: FastAPI) -> None:
     async def http(request: Request, exc: StarletteHTTPException) -> Response:
         problem = str(exc.detail) if exc.status_code != 404 else f"There is no page {request.url.path}."
         return await error_response(request, problem, "Go back to the trait list.", exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        where = ", ".join(".".join(str(p) for p in e.get("loc", ())[1:]) or "value" for e in exc.errors()[:3])
+        return await error_response(request, f"The address has a value that is not allowed ({where}).",
+                                    "Use the links and forms of the app.", 422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

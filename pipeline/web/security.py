@@ -73,6 +73,11 @@ class UploadLimits:
     max_pixels: int = 40_000_000
 
 
+def human_size(n: float) -> str:
+    """Bytes as '48 KB' or '20.0 MB', for limit messages."""
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{max(1, round(n / 1e3))} KB"
+
+
 def sniff_format(head: bytes) -> str | None:
     """The image format told by the file's first bytes ('jpg', 'png', ...), or None when it is not an image."""
     for magic, fmt in MAGIC:
@@ -88,8 +93,8 @@ def check_upload(data: bytes, name: str, limits: UploadLimits) -> str:
     if not data:
         raise BadImageError(f"The uploaded file {name!r} is empty.", "Choose a photo file.")
     if len(data) > limits.max_bytes:
-        raise BadImageError(f"The uploaded file {name!r} is {len(data) / 1e6:.1f} MB, above the "
-                            f"{limits.max_bytes / 1e6:.0f} MB limit.", "Downscale or re-compress the photo.")
+        raise BadImageError(f"The uploaded file {name!r} is {human_size(len(data))}, above the "
+                            f"{human_size(limits.max_bytes)} limit.", "Downscale or re-compress the photo.")
     fmt = sniff_format(data[:16])
     if fmt is None:
         raise BadImageError(f"The uploaded file {name!r} is not a JPEG, PNG, GIF, TIFF, BMP or WebP image (its "

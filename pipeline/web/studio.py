@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from pipeline.report import draw_boxes
+from pipeline.cam.render import overlay
+from pipeline.report import MAP_TITLES, draw_boxes
 from pipeline.web.app import WebState, page, posted
-from pipeline.web.evidence import MAP_NAMES, ModelEntry, map_image, png
+from pipeline.web.evidence import MAP_NAMES, ModelEntry, png
 from pipeline.web.security import check_upload, store_upload
 from traits.db import ImageRecord
 from traits.errors import BadValueError, MissingValueError
@@ -96,7 +98,8 @@ async def describe_photo(request: Request) -> Response:
         web.pending.popitem(last=False)
     img = result.image
     figures = [("Photo with regions", _data_uri(draw_boxes(img, result.regions)))]
-    figures += [(name, _data_uri(map_image(result.maps[name], img.size))) for name in MAP_NAMES if name in result.maps]
+    figures += [(MAP_TITLES.get(name, name), _data_uri(overlay(img, torch.as_tensor(result.maps[name]))))
+                for name in MAP_NAMES if name in result.maps]
     return page(request, "described.html", {"r": result, "key": key, "figures": figures, "entry": entry})
 
 
