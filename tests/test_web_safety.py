@@ -195,6 +195,8 @@ def test_bad_uploads_are_refused_with_a_message(web) -> None:
     assert r.status_code == 400 and "is not a JPEG, PNG" in r.text and "its content was checked" in r.text
     r = c.post("/describe", data=form, files={"photo": ("big.png", b"\x89PNG\r\n\x1a\n" + b"0" * 400_000, "image/png")})
     assert r.status_code == 413 and "above the 50 KB limit; it was not read" in r.text
+    r = c.post("/describe", data=form, files={"photo": ("cut.png", png_bytes()[:60], "image/png")})
+    assert r.status_code == 400 and "damaged or unreadable image" in r.text
     r = c.post("/describe", data=form, files={"photo": ("huge.png", png_bytes((600, 600)), "image/png")})
     assert r.status_code == 400 and "pixel limit" in r.text
     r = c.post("/describe", data={**form, "contrast": "Synthia rubrra"},

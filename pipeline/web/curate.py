@@ -128,7 +128,7 @@ def result_page(request: Request, result_id: int) -> Response:
     region_index = {r["id"]: r["region_index"] for r in detail["regions"]}
     for r in rows:
         r["region_index"] = region_index.get(r["region_id"])
-    entry = web.models.for_run(detail["classifier_sha256"], detail["classifier"])
+    entry = web.models.for_run(detail["classifier_sha256"])
     size, photo_problem = None, None
     try:
         size = _shown_size(web.roots.resolve(detail["image_path"]))
@@ -167,7 +167,7 @@ async def map_file(request: Request, result_id: int, name: str) -> Response:
     if name not in MAP_NAMES:
         raise HTTPException(404)
     detail, img = await run_in_threadpool(_photo_of, web, result_id)
-    entry = web.models.for_run(detail["classifier_sha256"], detail["classifier"])
+    entry = web.models.for_run(detail["classifier_sha256"])
     if entry is None:
         raise HTTPException(404, "The model of this run is not loaded: start serve with its --model.")
 
@@ -201,7 +201,7 @@ def counterpart_file(request: Request, result_id: int, index: int, k: int) -> Re
     web = _web(request)
     detail, img = _photo_of(web, result_id)
     r = _region(detail, index)
-    entry = web.models.for_run(detail["classifier_sha256"], detail["classifier"])
+    entry = web.models.for_run(detail["classifier_sha256"])
     box = (r["x0"], r["y0"], r["x1"], r["y1"])
     refs = counterparts(entry, detail["contrast"], box, img.size, N_COUNTERPARTS) if entry else []
     if not 0 <= k < len(refs):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ class ModelEntry:
     card: dict
     species: SpeciesIndex
     pipeline: Pipeline | None = field(default=None, repr=False)
+    # One request at a time uses a model: the CAM engine hooks its layers, so two passes at once would mix them.
+    busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def name(self) -> str:
@@ -74,7 +77,7 @@ class ModelSet:
         raise ModelUnavailableError(f"No model named {name!r} is loaded.",
                                     f"Pick one of {', '.join(e.name for e in self.entries)}.")
 
-    def for_run(self, classifier_sha256: str | None, classifier: str | None) -> ModelEntry | None:
+    def for_run(self, classifier_sha256: str | None) -> ModelEntry | None:
         """The loaded model that made a run (same weights fingerprint), or None."""
         for e in self.entries:
             if classifier_sha256 and e.fingerprint == classifier_sha256:
@@ -87,6 +90,13 @@ class ModelSet:
             if entry.pipeline is None:
                 entry.pipeline = Pipeline.load(entry.path, scorer=self.scorer, expert=self.expert)
             return entry.pipeline
+
+    @contextmanager
+    def using(self, entry: ModelEntry) -> Iterator[Pipeline]:
+        """The entry's pipeline, held by this request alone until the block ends."""
+        pipe = self.pipeline(entry)
+        with entry.busy:
+            yield pipe
 
 
 class ImageRoots:
@@ -181,15 +191,15 @@ class MapCache:
 def result_maps(models: ModelSet, entry: ModelEntry, img: Image.Image, taxon: str, contrast: str,
                 gamma: float | None) -> dict[str, np.ndarray]:
     """Grad-CAM and Finer-CAM both ways for a stored result, drawn by the run's model at the run's gamma."""
-    pipe = models.pipeline(entry)
-    t_idx, c_idx = pipe.classifier.index(taxon), pipe.classifier.index(contrast)
-    before = pipe.gamma
-    try:
-        if gamma is not None:
-            pipe.gamma = float(gamma)
-        maps, _ = pipe.maps(img, t_idx, c_idx)
-    finally:
-        pipe.gamma = before
+    with models.using(entry) as pipe:
+        t_idx, c_idx = pipe.classifier.index(taxon), pipe.classifier.index(contrast)
+        before = pipe.gamma
+        try:
+            if gamma is not None:
+                pipe.gamma = float(gamma)
+            maps, _ = pipe.maps(img, t_idx, c_idx)
+        finally:
+            pipe.gamma = before
     return maps
 
 

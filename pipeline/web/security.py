@@ -13,8 +13,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
+from pipeline.images import check_image_bytes
 from traits.errors import BadImageError, BadValueError, ConflictingOptionsError
 from traits.io import atomic_write, make_folder
 
@@ -99,23 +98,7 @@ def check_upload(data: bytes, name: str, limits: UploadLimits) -> str:
     if fmt is None:
         raise BadImageError(f"The uploaded file {name!r} is not a JPEG, PNG, GIF, TIFF, BMP or WebP image (its "
                             "content was checked, not its name).", "Upload a photo file.")
-    import io
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[fmt]]) as img:
-                w, h = img.size  # read from the header: nothing is decoded yet
-                if w * h > limits.max_pixels:
-                    raise BadImageError(f"The uploaded photo is {w}x{h} = {w * h:,} pixels, above the "
-                                        f"{limits.max_pixels:,}-pixel limit.", "Downscale the photo.")
-                img.verify()
-    except BadImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, SyntaxError, ValueError) as exc:
-        raise BadImageError(f"The uploaded file {name!r} is a damaged or unreadable image ({exc}).",
-                            "Re-export the photo and upload it again.") from exc
+    check_image_bytes(data, name, PIL_FORMATS[fmt], limits.max_pixels)
     return fmt
 
 

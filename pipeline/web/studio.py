@@ -90,8 +90,11 @@ async def describe_photo(request: Request) -> Response:
         entry.species.index(target)
     top_k_text = str(form.get("top_k", "")).strip()
     top_k = min(10, max(1, int(top_k_text))) if top_k_text.isdigit() else 5
-    pipe = await run_in_threadpool(web.models.pipeline, entry)
-    result = await run_in_threadpool(lambda: pipe.describe(path, contrast, target_species=target, top_k=top_k))
+    def run() -> Any:
+        with web.models.using(entry) as pipe:
+            return pipe.describe(path, contrast, target_species=target, top_k=top_k)
+
+    result = await run_in_threadpool(run)
     key = secrets.token_urlsafe(12)
     web.pending[key] = Pending(result, entry, path, digest, top_k)
     while len(web.pending) > KEEP_PENDING:
@@ -157,8 +160,8 @@ def compare(request: Request) -> Response:
                                     "Train the model with `finer-traits train`, which lists its training photos.")
     key = (entry.fingerprint, a, b)
     if key not in web.pairs:
-        pipe = web.models.pipeline(entry)
-        web.pairs[key] = pipe.describe_pair(photos[0], photos[1], a, b)
+        with web.models.using(entry) as pipe:
+            web.pairs[key] = pipe.describe_pair(photos[0], photos[1], a, b)
         while len(web.pairs) > KEEP_PENDING:
             web.pairs.popitem(last=False)
     result = web.pairs[key]
