@@ -188,6 +188,11 @@ def test_photo_page_switches_overlays(page, site, backend) -> None:
     assert all(w > 0 for w in crops.evaluate_all("imgs => imgs.map(i => i.naturalWidth)"))
     assert page.locator(".expert").count() == page.locator("article.trait").count()
     shot(page, backend, "photo")
+    page.click("#controls-link")
+    effects = page.locator("#effects td.effect").all_inner_texts()
+    assert len(effects) == len(page.locator("#effects tr").all()) - 1 and all(e[0] in "+-" for e in effects)
+    assert page.locator("#controls td.effect").count() > 0
+    page.go_back()
     # A trait the expert list confirms shows the expert's sentence.
     from traits.review import AssertionFilter, browse
 

@@ -83,6 +83,7 @@ class WebState:
         self.roots = ImageRoots(roots)
         self.db = TraitDB(config.db)
         self.maps = MapCache()
+        self.controls = MapCache()  # recomputed describe() results of stored photos, for effects and controls
         self.experts = ExpertSentences()
         self.pending: OrderedDict[str, Any] = OrderedDict()
         self.pairs: OrderedDict[tuple, Any] = OrderedDict()

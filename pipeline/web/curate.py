@@ -18,7 +18,7 @@ from pipeline.images import upright_size
 from pipeline.references import reference_images
 from pipeline.web.app import CURATOR_COOKIE, WebState, curator_name, page, posted, safe_next, wants_json
 from pipeline.web.evidence import MAP_NAMES, counterparts, crop, map_image, photo, png, result_maps
-from traits.errors import BadValueError, FinerTraitsError
+from traits.errors import BadValueError, FinerTraitsError, ModelUnavailableError
 from traits.review import (
     CONFIDENCE_ORDER,
     CURATION_STATUSES,
@@ -207,6 +207,29 @@ def counterpart_file(request: Request, result_id: int, index: int, k: int) -> Re
     if not 0 <= k < len(refs):
         raise HTTPException(404)
     return Response(png(refs[k], 240), media_type="image/png", headers=IMAGE_HEADERS)
+
+
+@router.get("/result/{result_id}/controls")
+async def controls_page(request: Request, result_id: int) -> Response:
+    """Each stored trait's standardised effect and the random-phrase controls, recomputed by the run's model (the
+    database keeps neither): does a real trait stand out from phrases that name nothing?"""
+    web = _web(request)
+    detail = await run_in_threadpool(_detail, web, result_id)
+    entry = web.models.for_run(detail["classifier_sha256"])
+    if entry is None:
+        raise ModelUnavailableError("The model that made this run is not loaded, so the effects and controls "
+                                    "cannot be recomputed.", f"Restart serve with --model {detail['classifier']}.")
+    rows = await run_in_threadpool(lambda: browse(web.db, AssertionFilter(result_id=result_id), limit=1000))
+    path = web.roots.resolve(detail["image_path"])
+
+    def run() -> Any:
+        with web.models.using(entry) as pipe:
+            return pipe.describe(path, detail["contrast"], target_species=detail["taxon"], top_k=max(1, len(rows)))
+
+    fresh = await run_in_threadpool(web.controls.get, result_id, run)
+    effects = {t.phrase: t.effect for t in fresh.traits}
+    return page(request, "controls.html", {"d": detail, "rows": sorted(rows, key=lambda r: r["rank"]),
+                                           "effects": effects, "controls": fresh.controls})
 
 
 @router.post("/curate")

@@ -167,15 +167,16 @@ def counterparts(entry: ModelEntry, species: str, box: Sequence[float], size: tu
 
 
 class MapCache:
-    """Maps of the newest results drawn, keyed by result id (computing them costs a CAM pass)."""
+    """What was computed for the newest results (maps, recomputed descriptions), keyed by result id: each costs a
+    pass of the model."""
 
     def __init__(self, size: int = 32) -> None:
         self.size = size
-        self._maps: OrderedDict[Any, dict[str, np.ndarray]] = OrderedDict()
+        self._maps: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Any, compute: Any) -> dict[str, np.ndarray]:
-        """The cached maps for key, or compute() them (outside the lock: other pages keep loading)."""
+    def get(self, key: Any, compute: Any) -> Any:
+        """The cached value for key, or compute() it (outside the lock: other pages keep loading)."""
         with self._lock:
             if key in self._maps:
                 self._maps.move_to_end(key)
