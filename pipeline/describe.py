@@ -272,6 +272,15 @@ def check_statuses(differences: list[Any], expert_target: Any, expert_contrast: 
     return [getattr(c, "status", None) for c in checked]
 
 
+def working_image(img: Image.Image) -> Image.Image:
+    """The photo at the size describe() works on (longest side at most MAX_WORK_SIDE): region boxes are in its
+    pixels, so anything that draws them over the photo shows it at this size."""
+    if max(img.size) <= MAX_WORK_SIDE:
+        return img
+    scale = MAX_WORK_SIDE / max(img.size)
+    return img.resize((max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))), Image.LANCZOS)
+
+
 class Pipeline:
     """A loaded classifier + scorer (+ expert lists) that describes photos against a contrast species."""
 
@@ -363,6 +372,20 @@ class Pipeline:
                 "Pass target_species= (CLI: --target) to say what the photo shows, or choose another contrast.")
         return t_idx, c_idx, pred
 
+    def maps(self, img: Image.Image, t_idx: int, c_idx: int) -> tuple[dict[str, np.ndarray], list]:
+        """Stage 1 alone: {'gradcam', 'finer', 'finer_reverse'} maps of a photo, and the CAM results behind them.
+
+        The Finer maps use the model card's measured default (multi-layer heads: sharp, local maps); the plain
+        Grad-CAM stays at the last layer, where it marks the whole organism for the outline. The web app calls
+        this to redraw the maps of a stored result."""
+        finer_method = default_method(self.classifier)
+        cams = explain_many(self.classifier, img, [
+            CamRequest(method="gradcam", target=t_idx),
+            CamRequest(method=finer_method, target=t_idx, contrast=c_idx, gamma=self.gamma),
+            CamRequest(method=finer_method, target=c_idx, contrast=t_idx, gamma=self.gamma)])
+        names = ("gradcam", "finer", "finer_reverse")
+        return {name: r.maps[0].numpy().astype(np.float32) for name, r in zip(names, cams, strict=False)}, cams
+
     # -- the five stages -----------------------------------------------------------------------------------
     def describe(self, image: Any, contrast_species: Any, target_species: Any = None, top_k: int = 5) -> DescribeResult:
         """Describe how the pictured species differs from contrast_species (see the module docstring)."""
@@ -372,9 +395,8 @@ class Pipeline:
         img = load_image(image)
         warnings_: list[str] = []
         if max(img.size) > MAX_WORK_SIDE:
-            scale = MAX_WORK_SIDE / max(img.size)
             warnings_.append(f"Photo downscaled from {img.size[0]}x{img.size[1]} for processing.")
-            img = img.resize((max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))), Image.LANCZOS)
+            img = working_image(img)
         if min(img.size) < 32:
             warnings_.append(f"The photo is only {img.size[0]}x{img.size[1]} px: maps and colours are unreliable.")
         achromatic = is_achromatic(img)
@@ -392,9 +414,7 @@ class Pipeline:
                              f" ({float(probs[pred]):.2f}).")
 
         # 1. Maps: plain Grad-CAM and Finer-CAM both ways, from one pass of the CAM engine.
-        # The Finer maps use the model card's measured default (multi-layer heads: sharp, local maps); the plain
-        # Grad-CAM stays at the last layer, where it marks the whole organism for the outline.
-        maps, finer = self._maps(img, t_idx, c_idx)
+        maps, cams = self.maps(img, t_idx, c_idx)
 
         # 2. Regions of the target-vs-contrast map, and where the organism is.
         organism = organism_mask(img, saliency=maps["gradcam"])
@@ -427,25 +447,11 @@ class Pipeline:
         # 5. Words: traits with evidence and expert status, then the paragraph.
         words = self._words(table, chosen, lists, (target, contrast), lambda r: r.effect,
                             (clf.label(t_idx), clf.label(c_idx)), p_target, uncertain, clf.label(pred))
-        provenance = self._provenance(finer, time.perf_counter() - t0, contrast_ref, target_ref, table)
+        provenance = self._provenance(cams[1], time.perf_counter() - t0, contrast_ref, target_ref, table)
         return DescribeResult(text=words.text, traits=words.traits, regions=regions, maps=maps, provenance=provenance,
                               target_species=target, contrast_species=contrast, target_probability=p_target,
                               uncertain=uncertain, controls=words.controls, warnings=warnings_, image=img,
                               counterparts=evidence.to_dict() if evidence is not None else [])
-
-    def _maps(self, img: Image.Image, t_idx: int, c_idx: int) -> tuple[dict[str, np.ndarray], Any]:
-        """Stage 1: plain Grad-CAM and Finer-CAM both ways from one pass of the CAM engine, as float32 maps
-        ('gradcam', 'finer', 'finer_reverse'), and the target-vs-contrast CAM result (for provenance).
-
-        The Finer maps use the model card's measured default (multi-layer heads: sharp, local maps); the plain
-        Grad-CAM stays at the last layer, where it marks the whole organism for the outline."""
-        finer_method = default_method(self.classifier)
-        cams = explain_many(self.classifier, img, [
-            CamRequest(method="gradcam", target=t_idx),
-            CamRequest(method=finer_method, target=t_idx, contrast=c_idx, gamma=self.gamma),
-            CamRequest(method=finer_method, target=c_idx, contrast=t_idx, gamma=self.gamma)])
-        names = ("gradcam", "finer", "finer_reverse")
-        return {n: r.maps[0].numpy().astype(np.float32) for n, r in zip(names, cams, strict=True)}, cams[1]
 
     def reference_photos(self, species: str) -> list[ReferencePhoto]:
         """The species' reference photos (the model's references.csv), with outlines and matching features; kept

@@ -12,6 +12,7 @@ from traits.errors import (
     CheckpointError,
     ConfigError,
     ConflictingOptionsError,
+    CsrfError,
     DatabaseError,
     DatasetError,
     FinerTraitsError,
@@ -20,6 +21,7 @@ from traits.errors import (
     MissingValueError,
     ModelUnavailableError,
     PathError,
+    StaleEditError,
     TraitsError,
     UnknownChoiceError,
     UnknownGroupError,
@@ -27,6 +29,7 @@ from traits.errors import (
 )
 
 __all__ = ["BadImageError", "BadValueError", "BatchError", "CheckpointError", "ConfigError",
-           "ConflictingOptionsError", "DatabaseError", "DatasetError", "FinerTraitsError", "LayerError",
-           "MissingDependencyError", "MissingValueError", "ModelUnavailableError", "PathError", "TraitsError",
+           "ConflictingOptionsError", "CsrfError", "DatabaseError", "DatasetError", "FinerTraitsError", "LayerError",
+           "MissingDependencyError", "MissingValueError", "ModelUnavailableError", "PathError", "StaleEditError",
+           "TraitsError",
            "UnknownChoiceError", "UnknownGroupError", "UnknownSpeciesError"]

@@ -137,6 +137,30 @@ def is_achromatic(img: Image.Image) -> bool:
     return float(np.percentile(spread, 99)) < ACHROMATIC_CHROMA
 
 
+def check_image_bytes(data: bytes, name: str, pil_format: str, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of encoded image bytes of pil_format (e.g. 'PNG'), read from the header only, after checking
+    the decoded-pixel limit and the file's structure (Pillow's verify); BadImageError otherwise. For uploads:
+    nothing is decoded, so a decompression bomb is refused before it costs memory."""
+    import io
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[pil_format]) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise BadImageError(f"The uploaded photo is {w}x{h} = {w * h:,} pixels, above the "
+                                        f"{max_pixels:,}-pixel limit.", "Downscale the photo.")
+                img.verify()
+    except BadImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, UnidentifiedImageError, OSError,
+            SyntaxError, ValueError) as exc:
+        raise BadImageError(f"The uploaded file {name!r} is a damaged or unreadable image ({exc}).",
+                            "Re-export the photo and upload it again.") from exc
+    return w, h
+
+
 def load_image(source: ImageSource) -> Image.Image:
     """Load a path, PIL image or HxW / HxWxC array as an 8-bit RGB PIL image, or raise BadImageError.
 

@@ -64,7 +64,7 @@ def test_migrated_schema_matches_the_tables_in_code(db: TraitDB) -> None:
 
     from traits.migrations import head_revision
 
-    assert db.schema_version() == head_revision() == "0001"
+    assert db.schema_version() == head_revision() == "0002"
     with db.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), tdb.metadata)
     assert diff == []

@@ -174,6 +174,11 @@ curation = sa.Table(
     sa.Column("curator", sa.String(255), nullable=False),
     sa.Column("curated_at", UTCDateTime, nullable=False),
     sa.Column("note", sa.Text),
+    # An edit: the curator's corrected trait (NULL: as the machine said). Migration 0002.
+    sa.Column("part", sa.String(255)),
+    sa.Column("attribute", sa.String(64)),
+    sa.Column("value", sa.String(255)),
+    sa.Column("direction", sa.String(16)),
     sa.CheckConstraint("status IN ('accepted', 'rejected', 'pending')", name="status"),
 )
 
@@ -724,6 +729,66 @@ class TraitDB:
                 method=method, determined_by_run_id=run_id, determined_date=now, expert_status=a.expert_status,
                 expert_source_id=source_id if a.expert_status else None, remarks=a.remarks))
         return result_id, True
+
+    # -- reading for the web app ---------------------------------------------------------------------
+
+    def result_detail(self, result_id: int) -> dict | None:
+        """One result with its photo, species pair, run and regions (None when there is no such result)."""
+        t, c = taxa.alias("t"), taxa.alias("c")
+        q = (sa.select(results, images.c.sha256, images.c.path.label("image_path"), images.c.width,
+                       images.c.height, images.c.licence, t.c.scientific_name.label("taxon"),
+                       c.c.scientific_name.label("contrast"), runs.c.classifier, runs.c.classifier_sha256,
+                       runs.c.scorer, runs.c.gamma, runs.c.configuration)
+             .join(images, images.c.id == results.c.image_id).join(t, t.c.id == results.c.taxon_id)
+             .join(c, c.c.id == results.c.contrast_taxon_id).join(runs, runs.c.id == results.c.run_id)
+             .where(results.c.id == result_id))
+        with self.connect() as conn:
+            row = conn.execute(q).first()
+            if row is None:
+                return None
+            regs = conn.execute(sa.select(regions).where(regions.c.result_id == result_id)
+                                .order_by(regions.c.region_index)).all()
+        return {**row._mapping, "regions": [dict(r._mapping) for r in regs]}
+
+    def results_page(self, taxon: str | None = None, contrast: str | None = None, run_id: int | None = None,
+                     offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+        """Photos (results: photo x contrast in a run), newest first, one page of them and how many match."""
+        t, c = taxa.alias("t"), taxa.alias("c")
+        n_traits = (sa.select(sa.func.count()).where(trait_assertions.c.result_id == results.c.id)
+                    .scalar_subquery())
+        q = (sa.select(results.c.id, results.c.run_id, results.c.image_id, results.c.target_probability,
+                       results.c.uncertain, images.c.path.label("image_path"), t.c.scientific_name.label("taxon"),
+                       c.c.scientific_name.label("contrast"), n_traits.label("n_traits"))
+             .join(images, images.c.id == results.c.image_id).join(t, t.c.id == results.c.taxon_id)
+             .join(c, c.c.id == results.c.contrast_taxon_id))
+        if taxon:
+            q = q.where(sa.func.lower(t.c.scientific_name) == display_name(taxon).lower())
+        if contrast:
+            q = q.where(sa.func.lower(c.c.scientific_name) == display_name(contrast).lower())
+        if run_id is not None:
+            q = q.where(results.c.run_id == run_id)
+        count = sa.select(sa.func.count()).select_from(q.with_only_columns(results.c.id).subquery())
+        with self.connect() as conn:
+            total = int(conn.execute(count).scalar_one())
+            rows = conn.execute(q.order_by(results.c.id.desc()).offset(max(0, offset)).limit(limit)).all()
+        return [dict(r._mapping) for r in rows], total
+
+    def species_pairs(self) -> list[dict]:
+        """Each (target, contrast) species pair with how many photos and trait assertions it has."""
+        t, c = taxa.alias("t"), taxa.alias("c")
+        q = (sa.select(t.c.scientific_name.label("taxon"), c.c.scientific_name.label("contrast"),
+                       sa.func.count(sa.distinct(results.c.image_id)).label("photos"),
+                       sa.func.count(sa.distinct(results.c.id)).label("results"))
+             .select_from(results).join(t, t.c.id == results.c.taxon_id)
+             .join(c, c.c.id == results.c.contrast_taxon_id)
+             .group_by(t.c.scientific_name, c.c.scientific_name).order_by(t.c.scientific_name, c.c.scientific_name))
+        with self.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def taxon_names(self) -> list[str]:
+        """Every species name in the database, sorted."""
+        with self.connect() as conn:
+            return list(conn.execute(sa.select(taxa.c.scientific_name).order_by(taxa.c.scientific_name)).scalars())
 
     # -- errors --------------------------------------------------------------------------------------
 

@@ -112,6 +112,18 @@ class DatabaseError(FinerTraitsError):
     code = "FT020"
 
 
+class StaleEditError(DatabaseError):
+    """A curation decision made on an out-of-date view: someone else curated the assertion since (web app)."""
+
+    code = "FT022"
+
+
+class CsrfError(FinerTraitsError):
+    """A data-changing web request without the app's cross-site token (another site's form, or a stale page)."""
+
+    code = "FT023"
+
+
 class BatchError(FinerTraitsError):
     """A batch run cannot go on (a worker process died)."""
 

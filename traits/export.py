@@ -8,6 +8,7 @@ MeasurementOrFact extension (one row per assertion), described by meta.xml, as G
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Collection
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -40,7 +41,8 @@ COLUMNS = [
     "rank", "part", "attribute", "value", "side", "trait_text", "phrase", "score", "contrast_score", "direction",
     "confidence", "expert_status", "expert_source", "region_index", "x0", "y0", "x1", "y1", "region_mass",
     "region_area_fraction", "region_location", "target_probability", "uncertain", "method", "determined_date",
-    "remarks", "curation_status", "curator", "curated_at", "curation_note", "tool_version", "classifier",
+    "remarks", "curation_status", "curator", "curated_at", "curation_note", "curated_part", "curated_attribute",
+    "curated_value", "curated_direction", "tool_version", "classifier",
     "scorer", "cam_method", "gamma",
 ]
 
@@ -82,7 +84,9 @@ def assertions_frame(db: TraitDB, run_id: int | None = None) -> pd.DataFrame:
         regions.c.area_fraction.label("region_area_fraction"), regions.c.location.label("region_location"),
         results.c.target_probability, results.c.uncertain, ta.c.method, ta.c.determined_date, ta.c.remarks,
         sa.func.coalesce(latest.c.status, "pending").label("curation_status"), latest.c.curator,
-        latest.c.curated_at, latest.c.note.label("curation_note"), runs.c.tool_version, runs.c.classifier,
+        latest.c.curated_at, latest.c.note.label("curation_note"), latest.c.part.label("curated_part"),
+        latest.c.attribute.label("curated_attribute"), latest.c.value.label("curated_value"),
+        latest.c.direction.label("curated_direction"), runs.c.tool_version, runs.c.classifier,
         runs.c.scorer, runs.c.cam_method, runs.c.gamma)
         .select_from(ta)
         .join(results, results.c.id == ta.c.result_id)
@@ -139,12 +143,15 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def export(db: TraitDB, fmt: str, out: str | Path, run_id: int | None = None) -> Path:
-    """Write the assertions (of one run, or all) as csv, parquet or dwca to out; returns the path."""
+def export(db: TraitDB, fmt: str, out: str | Path, run_id: int | None = None,
+           assertion_ids: Collection[int] | None = None) -> Path:
+    """Write the assertions (of one run, or all; only assertion_ids when given) as csv, parquet or dwca to out."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise UnknownChoiceError(f"Unknown export format {fmt!r}.", f"Use one of {', '.join(FORMATS)}.")
     frame = assertions_frame(db, run_id)
+    if assertion_ids is not None:  # the web app's current filter
+        frame = frame[frame["assertion_id"].isin(set(assertion_ids))].reset_index(drop=True)
     out = Path(out)
     if fmt == "csv":
         return atomic_write(output_file(out), lambda p: neutralise_formulas(frame).to_csv(p, index=False))
@@ -186,6 +193,10 @@ def measurement_remarks(row: pd.Series) -> str:
              f"score {_fmt(row.score)} vs contrast {_fmt(row.contrast_score)}",
              f"confidence {row.confidence or 'NA'}", f"rank {row['rank']}", f"phrase '{row.phrase or ''}'",
              f"expert {row.expert_status or 'not checked'}", f"curation {row.curation_status}"]
+    corrected = [f"{k} {row[f'curated_{k}']}" for k in ("part", "attribute", "value", "direction")
+                 if isinstance(row.get(f"curated_{k}"), str) and row[f"curated_{k}"]]
+    if corrected:
+        parts.append("curator's correction: " + ", ".join(corrected))
     if row.remarks:
         parts.append(str(row.remarks))
     return "; ".join(parts)

@@ -43,13 +43,14 @@ class AblatedPipeline(Pipeline):
             raise ValueError(f"unknown map kind {maps!r}; use one of {MAPS}")
         self.maps_kind = maps
 
-    def _maps(self, img: Image.Image, t_idx: int, c_idx: int) -> tuple[dict[str, np.ndarray], Any]:
-        maps, finer = super()._maps(img, t_idx, c_idx)
+    def maps(self, img: Image.Image, t_idx: int, c_idx: int) -> tuple[dict[str, np.ndarray], list]:
+        """Stage 1 with the Finer-CAM maps (both directions) replaced; the CAM results stay for provenance."""
+        maps, cams = super().maps(img, t_idx, c_idx)
         if self.maps_kind != "finer":
             seed = zlib.crc32(img.tobytes()[:4096]) + 31 * t_idx + c_idx
             for i, name in enumerate(("finer", "finer_reverse")):
                 maps[name] = replacement_map(self.maps_kind, maps[name], maps["gradcam"], seed + i)
-        return maps, finer
+        return maps, cams
 
 
 def load_pipeline(model: Any, maps: str = "finer", **kwargs: Any) -> Pipeline:
