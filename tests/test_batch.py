@@ -282,3 +282,29 @@ def test_cli_export_summary_and_review(data: dict, model_dir: Path, tmp_path: Pa
                "--db", str(tmp_path / "none.sqlite")) == 2
     assert "does not exist" in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_a_parquet_manifest_stores_what_the_same_csv_manifest_stores(data: dict, model_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [(*r, "CC0", "Leeds") for r in data["rows"]] + [("photos/missing.png", A, "CC0", "Leeds")]
+    csv_manifest = write_csv(data["folder"] / "all.csv", "image,species,licence,site", rows)
+    parquet = data["folder"] / "all.parquet"
+    columns = list(zip(*rows, strict=True))
+    pq.write_table(pa.table({"image": columns[0], "species": columns[1], "licence": columns[2], "site": columns[3]}),
+                   parquet, row_group_size=3)  # several record batches
+    assert read_manifest(parquet) == [
+        type(r)(r.line - 1, r.image, r.path, r.species, r.licence, r.metadata) for r in read_manifest(csv_manifest)]
+    reports = {}
+    for name, manifest in (("csv", csv_manifest), ("parquet", parquet)):
+        reports[name] = run_batch(manifest, model_dir, tmp_path / f"{name}.sqlite", pairs=data["pairs"],
+                                  pipeline=FakePipeline(), progress=False)
+    assert [e["manifest_row"] for e in reports["csv"].failed] == [10]
+    assert [e["manifest_row"] for e in reports["parquet"].failed] == [9]  # Parquet rows count from 1, no header
+    with TraitDB(tmp_path / "csv.sqlite") as a, TraitDB(tmp_path / "parquet.sqlite") as b:
+        want, got = natural_rows(a), natural_rows(b)
+    # The same rows; errors differ only in the row number (index 3).
+    assert [e[:3] + e[4:] for e in got.pop("errors")] == [e[:3] + e[4:] for e in want.pop("errors")]
+    assert got == want

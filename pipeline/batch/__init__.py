@@ -27,13 +27,14 @@ from pipeline.batch.manifest import (
     read_manifest,
     read_pairs,
 )
-from pipeline.batch.plan import BatchItem, Planner, RowError, Task, _image_size, inspect_file
+from pipeline.batch.plan import BatchItem, Planner, RowError, Task, inspect_file
+from pipeline.batch.plan import _image_size as _image_size  # tests/test_hostile.py reads it from here
 from pipeline.batch.run import ENGINES, make_engine, run_batch
 from pipeline.batch.writer import BatchReport
 
 __all__ = [
     "ENGINES", "BatchItem", "BatchReport", "DescribeSpec", "Describer", "Engine", "LocalEngine", "ManifestRow",
-    "Planner", "RowError", "Task", "_image_size", "classifier_fingerprint", "die_with_parent", "inspect_file",
+    "Planner", "RowError", "Task", "classifier_fingerprint", "die_with_parent", "inspect_file",
     "item_key", "iter_manifest", "load_pipeline", "make_engine", "nearest_species", "read_manifest", "read_pairs",
     "run_batch",
 ]

@@ -23,9 +23,6 @@ from typing import Any, Protocol
 
 from pipeline.batch.manifest import TableSource, local_parquet_tables
 from pipeline.batch.plan import BatchItem, Task
-from pipeline.describe import Pipeline
-from pipeline.images import load_image
-from pipeline.models.io import load_classifier
 from traits.db import DatabaseError, normalise_result
 from traits.errors import BatchError, FinerTraitsError
 
@@ -56,10 +53,14 @@ class Describer:
         if self._classifier is None:
             self._classifier = getattr(self.pipeline, "classifier", None)
             if self._classifier is None:
+                from pipeline.models.io import load_classifier
+
                 self._classifier = load_classifier(self.model_dir)
         return self._classifier
 
     def __call__(self, item: BatchItem, contrasts: list[str] | None) -> list:
+        from pipeline.images import load_image
+
         image = load_image(item.path)
         if contrasts is None:
             contrasts = nearest_species(self.classifier(), image, item.species)
@@ -69,6 +70,8 @@ class Describer:
 
 def load_pipeline(model_dir: str | Path, scorer: str, expert: str | None, group: str | None = None) -> Any:
     """pipeline.describe.Pipeline.load(model_dir, scorer=..., expert=..., taxon_group=...)."""
+    from pipeline.describe import Pipeline  # torch and the models: in the processes that describe
+
     return Pipeline.load(model_dir, scorer=scorer, expert=expert, taxon_group=group)
 
 

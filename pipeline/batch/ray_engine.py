@@ -19,9 +19,9 @@ from typing import Any
 from pipeline.batch.engines import DescribeSpec, Sink, describe_one
 from pipeline.batch.manifest import BATCH_ROWS, TableSource
 from pipeline.batch.plan import Task
-from traits.errors import BatchError, MissingDependencyError
+from traits.errors import BatchError, FinerTraitsError, MissingDependencyError
 
-BUFFER_TASKS = 4096  # tasks held before the first block is handed to Ray (lets small runs use small blocks)
+BUFFER_TASKS = 1024  # tasks held before the first block is handed to Ray (lets small runs use small blocks)
 
 # Builds an actor's describer from the spec (tests wrap DescribeSpec.load to inject failures).
 DescriberFactory = Callable[[DescribeSpec], Callable]
@@ -50,9 +50,10 @@ class _DescribeActor:
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
 
-        outcomes = [pickle.dumps(describe_one(self.describe, pickle.loads(blob)), protocol=5)
-                    for blob in batch.column("task").to_pylist()]
-        return pa.table({"task": batch.column("task"), "outcome": pa.array(outcomes, pa.binary())})
+        # One row per block of tasks, pickled together (class names once per block, not once per photo).
+        outcomes = [pickle.dumps([describe_one(self.describe, task) for task in pickle.loads(blob)], protocol=5)
+                    for blob in batch.column("tasks").to_pylist()]
+        return pa.table({"tasks": batch.column("tasks"), "outcomes": pa.array(outcomes, pa.binary())})
 
 
 class RayEngine:
@@ -101,32 +102,37 @@ class RayEngine:
         if not refs:
             return
         ds = ray.data.from_arrow_refs(refs).map_batches(
-            _DescribeActor, batch_format="pyarrow", batch_size=1,
+            _DescribeActor, batch_format="pyarrow", batch_size=None,  # one call per block of tasks
             fn_constructor_kwargs={"spec": spec, "factory": self.factory, "threads": max(1, int(self.num_cpus))},
             compute=ray.data.ActorPoolStrategy(size=self.actors), num_cpus=self.num_cpus,
             num_gpus=self.num_gpus or None, max_restarts=-1, max_task_retries=self.max_task_retries)
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                for task, outcome in zip(batch.column("task").to_pylist(), batch.column("outcome").to_pylist(),
-                                         strict=True):
-                    sink(pickle.loads(task), pickle.loads(outcome))
+                for tasks, outcomes in zip(batch.column("tasks").to_pylist(), batch.column("outcomes").to_pylist(),
+                                           strict=True):
+                    for task, outcome in zip(pickle.loads(tasks), pickle.loads(outcomes), strict=True):
+                        sink(task, outcome)
         except ray.exceptions.RayError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, FinerTraitsError):  # e.g. an actor could not load the scorer: say what and how
+                raise cause from exc
             raise BatchError(f"The Ray engine stopped: {exc}".splitlines()[0][:500],
                              "Read the actor's error above (ray logs), fix it, and run the same command again: "
                              "photos already stored are skipped.") from exc
 
     def _blocks(self, ray: Any, tasks: Iterable[Task]) -> list[Any]:
-        """The tasks as object-store blocks of pickled tasks; the plan is never held whole in this process."""
+        """The tasks as object-store blocks (one row: a pickled list of tasks); the plan is never held whole here."""
         import pyarrow as pa
 
-        def put(blobs: list[bytes], size: int) -> None:
-            for i in range(0, len(blobs), size):
-                refs.append(ray.put(pa.table({"task": pa.array(blobs[i:i + size], pa.binary())})))
+        def put(chunk: list[Task], size: int) -> None:
+            for i in range(0, len(chunk), size):
+                blob = pickle.dumps(chunk[i:i + size], protocol=5)
+                refs.append(ray.put(pa.table({"tasks": pa.array([blob], pa.binary())})))
 
         refs: list[Any] = []
-        buffer: list[bytes] = []
+        buffer: list[Task] = []
         for task in tasks:
-            buffer.append(pickle.dumps(task, protocol=5))
+            buffer.append(task)
             if len(buffer) >= BUFFER_TASKS:
                 put(buffer, self.block_tasks)
                 buffer = []

@@ -30,6 +30,9 @@ def make_engine(engine: str | Engine, workers: int = 1, pipeline: Any = None, ad
     if workers < 1:
         raise BadValueError(f"--workers must be at least 1, not {workers}.", "Use --workers 1 (or the number of cores).")
     if engine == "local":
+        if address is not None or num_gpus:
+            raise ConflictingOptionsError("--address and --num-gpus are options of the Ray engine.",
+                                          "Add --engine ray, or leave them out.")
         if workers > 1 and pipeline is not None:
             raise ConflictingOptionsError("A pre-loaded pipeline can only be used with workers=1.", "Pass workers=1.")
         return LocalEngine(workers, pipeline)

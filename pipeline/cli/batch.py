@@ -38,7 +38,7 @@ def batch(
                                                     help="Taxon group whose parts, colour words and phrases are used "
                                                          "(default: the model's; `finer-traits groups`).")] = None,
     engine: Annotated[str, typer.Option(help="local: this machine's processes. ray: Ray Data actors on a Ray "
-                                             "instance (a laptop or a cluster; needs finer-traits[ray]); see "
+                                             "instance (a laptop or a cluster; needs the ray extra); see "
                                              "docs/scale.md.")] = "local",
     address: Annotated[str | None, typer.Option(help="--engine ray: the Ray cluster to join: 'auto' (this node's "
                                                      "cluster) or ray://HOST:10001. Default: $RAY_ADDRESS, else a "
