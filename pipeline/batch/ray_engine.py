@@ -19,7 +19,7 @@ from typing import Any
 from pipeline.batch.engines import DescribeSpec, Sink, describe_one
 from pipeline.batch.manifest import BATCH_ROWS, TableSource
 from pipeline.batch.plan import Task
-from traits.errors import BatchError, FinerTraitsError, MissingDependencyError
+from traits.errors import BatchError, MissingDependencyError
 
 BUFFER_TASKS = 1024  # tasks held before the first block is handed to Ray (lets small runs use small blocks)
 
@@ -113,12 +113,10 @@ class RayEngine:
                     for task, outcome in zip(pickle.loads(tasks), pickle.loads(outcomes), strict=True):
                         sink(task, outcome)
         except ray.exceptions.RayError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, FinerTraitsError):  # e.g. an actor could not load the scorer: say what and how
-                raise cause from exc
             raise BatchError(f"The Ray engine stopped: {exc}".splitlines()[0][:500],
-                             "Read the actor's error above (ray logs), fix it, and run the same command again: "
-                             "photos already stored are skipped.") from exc
+                             "Read the actor's error printed above (for example an unknown --scorer: Ray prints "
+                             "the actor's own error and its fix), fix it, and run the same command again: photos "
+                             "already stored are skipped.") from exc
 
     def _blocks(self, ray: Any, tasks: Iterable[Task]) -> list[Any]:
         """The tasks as object-store blocks (one row: a pickled list of tasks); the plan is never held whole here."""
