@@ -308,3 +308,27 @@ def test_a_parquet_manifest_stores_what_the_same_csv_manifest_stores(data: dict,
     # The same rows; errors differ only in the row number (index 3).
     assert [e[:3] + e[4:] for e in got.pop("errors")] == [e[:3] + e[4:] for e in want.pop("errors")]
     assert got == want
+
+
+def test_parquet_results_are_the_runs_assertions_and_replaced_whole(data: dict, model_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    import pandas as pd
+
+    from traits.export import COLUMNS, assertions_frame
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "stale.parquet").write_bytes(b"from an earlier run")
+    db = tmp_path / "pq.sqlite"
+    report = run_batch(data["manifest"], model_dir, db, pairs=data["pairs"], pipeline=FakePipeline(), progress=False,
+                       parquet=out)
+    assert report.parquet == out and not (out / "stale.parquet").exists()
+    got = pd.read_parquet(out).sort_values("assertion_id").reset_index(drop=True)
+    with TraitDB(db) as tdb:
+        want = assertions_frame(tdb, report.run_id).sort_values("assertion_id").reset_index(drop=True)
+    assert list(got.columns) == COLUMNS and len(got) == len(want) > 12
+    for col in ("assertion_id", "image_sha256", "scientific_name", "contrast_scientific_name", "trait_text",
+                "direction", "determined_date", "curation_status"):
+        assert got[col].tolist() == want[col].tolist(), col
+    assert got["score"].tolist() == pytest.approx(want["score"].tolist())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".results")] == []  # no staging left behind
