@@ -332,3 +332,10 @@ def test_parquet_results_are_the_runs_assertions_and_replaced_whole(data: dict, 
         assert got[col].tolist() == want[col].tolist(), col
     assert got["score"].tolist() == pytest.approx(want["score"].tolist())
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".results")] == []  # no staging left behind
+
+
+def test_the_progress_bar_counts_every_manifest_row(data: dict, model_dir: Path, tmp_path: Path, capsys) -> None:
+    for _ in range(2):  # a fresh run, then a resumed one where every row is already done
+        run_batch(data["manifest"], model_dir, tmp_path / "bar.sqlite", pairs=data["pairs"], pipeline=FakePipeline())
+        err = capsys.readouterr().err
+        assert "8/8" in err and "9/8" not in err

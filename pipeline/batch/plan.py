@@ -222,30 +222,35 @@ class Planner:
         yield BatchItem(row.line, row.image, row.path, name, contrasts, sha, row.licence, row.metadata, width, height)
 
 
-def schedule(planner: Planner, tdb: TraitDB, run_id: int, report: Any) -> Iterator[Task]:
+def schedule(planner: Planner, tdb: TraitDB, run_id: int, report: Any,
+             on_skip: Callable[[], None] | None = None) -> Iterator[Task]:
     """The photos still to describe in this run, as the plan streams: row errors are recorded, rows that are fine
     now lose their old errors, and photos already stored are counted in report (already_done, duplicates,
-    relabelled) and skipped."""
+    relabelled) and skipped. on_skip() is called for each row that yields no task (progress bars)."""
     old_errors = {e["item_key"] for e in tdb.errors(run_id)}
     fine_now: set[str] = set()  # old error keys of rows that are duplicates now (or fixed and done)
     keep: set[str] = set()  # old error keys of rows that still fail, or are items (cleared once written)
     done = tdb.completed(run_id)
     labelled = tdb.labelled(run_id)
-    for entry in planner.plan():
+    for entry in planner.plan():  # one entry per manifest row
+        task = None
         if isinstance(entry, Duplicate):
             report.duplicates.append(entry.note)
             if entry.key in old_errors:
                 fine_now.add(entry.key)
-            continue
-        if entry.key in old_errors:
-            keep.add(entry.key)
-        if isinstance(entry, RowError):
+        elif isinstance(entry, RowError):
+            if entry.key in old_errors:
+                keep.add(entry.key)
             tdb.record_error(run_id, entry.key, entry.image, entry.message, species=entry.species,
                              manifest_row=entry.line, error_code=entry.code)
-            continue
-        task = _task(tdb, run_id, entry, done, labelled, report)
+        else:
+            if entry.key in old_errors:
+                keep.add(entry.key)
+            task = _task(tdb, run_id, entry, done, labelled, report)
         if task is not None:
             yield task
+        elif on_skip is not None:
+            on_skip()
     # Rows of this manifest that are fine now lose their old errors; errors of rows from other manifests of the
     # same run stay.
     tdb.clear_errors(run_id, fine_now - keep)

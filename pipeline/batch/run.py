@@ -85,12 +85,13 @@ def run_batch(manifest: str | Path, model_dir: str | Path, db: Any = None, *, pa
     report = BatchReport(run.id, run.resumed, tdb.url, planner.rows, engine=runner.name)
     try:
         # Ray shows its own progress; a second bar would fight it.
-        bar = tqdm(desc=f"run {run.id}", unit="photo", disable=not progress or runner.name != "local",
-                   dynamic_ncols=True)
+        # One step per manifest row: rows skipped (done, duplicate, bad) advance it as the plan streams past them.
+        bar = tqdm(total=planner.rows, desc=f"run {run.id}", unit="row", dynamic_ncols=True,
+                   disable=not progress or runner.name != "local")
         try:
             writer = ResultWriter(tdb, run.id, report, expert, bar, on_item)
-            runner.describe(schedule(planner, tdb, run.id, report), DescribeSpec(model_dir, scorer, expert, top_k, group),
-                            writer)
+            runner.describe(schedule(planner, tdb, run.id, report, on_skip=lambda: bar.update(1)),
+                            DescribeSpec(model_dir, scorer, expert, top_k, group), writer)
         finally:
             bar.close()
         report.failed = tdb.errors(run.id)
