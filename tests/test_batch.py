@@ -282,3 +282,60 @@ def test_cli_export_summary_and_review(data: dict, model_dir: Path, tmp_path: Pa
                "--db", str(tmp_path / "none.sqlite")) == 2
     assert "does not exist" in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_a_parquet_manifest_stores_what_the_same_csv_manifest_stores(data: dict, model_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [(*r, "CC0", "Leeds") for r in data["rows"]] + [("photos/missing.png", A, "CC0", "Leeds")]
+    csv_manifest = write_csv(data["folder"] / "all.csv", "image,species,licence,site", rows)
+    parquet = data["folder"] / "all.parquet"
+    columns = list(zip(*rows, strict=True))
+    pq.write_table(pa.table({"image": columns[0], "species": columns[1], "licence": columns[2], "site": columns[3]}),
+                   parquet, row_group_size=3)  # several record batches
+    assert read_manifest(parquet) == [
+        type(r)(r.line - 1, r.image, r.path, r.species, r.licence, r.metadata) for r in read_manifest(csv_manifest)]
+    reports = {}
+    for name, manifest in (("csv", csv_manifest), ("parquet", parquet)):
+        reports[name] = run_batch(manifest, model_dir, tmp_path / f"{name}.sqlite", pairs=data["pairs"],
+                                  pipeline=FakePipeline(), progress=False)
+    assert [e["manifest_row"] for e in reports["csv"].failed] == [10]
+    assert [e["manifest_row"] for e in reports["parquet"].failed] == [9]  # Parquet rows count from 1, no header
+    with TraitDB(tmp_path / "csv.sqlite") as a, TraitDB(tmp_path / "parquet.sqlite") as b:
+        want, got = natural_rows(a), natural_rows(b)
+    # The same rows; errors differ only in the row number (index 3).
+    assert [e[:3] + e[4:] for e in got.pop("errors")] == [e[:3] + e[4:] for e in want.pop("errors")]
+    assert got == want
+
+
+def test_parquet_results_are_the_runs_assertions_and_replaced_whole(data: dict, model_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    import pandas as pd
+
+    from traits.export import COLUMNS, assertions_frame
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "stale.parquet").write_bytes(b"from an earlier run")
+    db = tmp_path / "pq.sqlite"
+    report = run_batch(data["manifest"], model_dir, db, pairs=data["pairs"], pipeline=FakePipeline(), progress=False,
+                       parquet=out)
+    assert report.parquet == out and not (out / "stale.parquet").exists()
+    got = pd.read_parquet(out).sort_values("assertion_id").reset_index(drop=True)
+    with TraitDB(db) as tdb:
+        want = assertions_frame(tdb, report.run_id).sort_values("assertion_id").reset_index(drop=True)
+    assert list(got.columns) == COLUMNS and len(got) == len(want) > 12
+    for col in ("assertion_id", "image_sha256", "scientific_name", "contrast_scientific_name", "trait_text",
+                "direction", "determined_date", "curation_status"):
+        assert got[col].tolist() == want[col].tolist(), col
+    assert got["score"].tolist() == pytest.approx(want["score"].tolist())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".results")] == []  # no staging left behind
+
+
+def test_the_progress_bar_counts_every_manifest_row(data: dict, model_dir: Path, tmp_path: Path, capsys) -> None:
+    for _ in range(2):  # a fresh run, then a resumed one where every row is already done
+        run_batch(data["manifest"], model_dir, tmp_path / "bar.sqlite", pairs=data["pairs"], pipeline=FakePipeline())
+        err = capsys.readouterr().err
+        assert "8/8" in err and "9/8" not in err

@@ -12,7 +12,7 @@ import pipeline
 import traits
 from pipeline.cli import app
 
-HEAVY = ("torch", "timm", "open_clip", "spacy", "sqlalchemy", "pandas", "transformers")
+HEAVY = ("torch", "timm", "open_clip", "spacy", "sqlalchemy", "pandas", "transformers", "ray")
 
 
 def test_cli_start_imports_no_heavy_library() -> None:

@@ -8,8 +8,9 @@ MeasurementOrFact extension (one row per assertion), described by meta.xml, as G
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 import pandas as pd
@@ -66,10 +67,8 @@ MOF_TERMS = [
 ]
 
 
-def assertions_frame(db: TraitDB, run_id: int | None = None) -> pd.DataFrame:
-    """The tidy long table: one row per trait assertion (of one run, or all), in a stable order."""
-    if run_id is not None:
-        db.check_run(run_id)
+def _assertions_query(run_id: int | None) -> sa.Select:
+    """The tidy table's query: one row per trait assertion (of one run, or all), in a stable order."""
     latest = latest_curation()
     t, c = taxa.alias("t"), taxa.alias("c")
     ta = trait_assertions
@@ -100,12 +99,54 @@ def assertions_frame(db: TraitDB, run_id: int | None = None) -> pd.DataFrame:
         .order_by(ta.c.determined_by_run_id, images.c.sha256, c.c.scientific_name, ta.c.rank))
     if run_id is not None:
         q = q.where(ta.c.determined_by_run_id == run_id)
-    with db.connect() as conn:
-        rows = conn.execute(q).all()
+    return q
+
+
+def _frame(rows: list) -> pd.DataFrame:
     frame = pd.DataFrame([r._mapping for r in rows], columns=COLUMNS)
     for col in ("determined_date", "curated_at"):
         frame[col] = [_iso(v) for v in frame[col]]
     return frame
+
+
+def assertions_frame(db: TraitDB, run_id: int | None = None) -> pd.DataFrame:
+    """The tidy long table: one row per trait assertion (of one run, or all), in a stable order."""
+    if run_id is not None:
+        db.check_run(run_id)
+    with db.connect() as conn:
+        rows = conn.execute(_assertions_query(run_id)).all()
+    return _frame(rows)
+
+
+def arrow_schema() -> Any:
+    """The pyarrow schema of the tidy table, from the database column types (dates as ISO text, as in CSV)."""
+    import pyarrow as pa
+
+    fields = []
+    for col in _assertions_query(None).selected_columns:
+        kind = col.type.python_type if not isinstance(col.type, sa.types.NullType) else str
+        if col.name in ("determined_date", "curated_at"):
+            kind = str
+        fields.append(pa.field(col.name, {int: pa.int64(), float: pa.float64(), bool: pa.bool_()}.get(kind, pa.string())))
+    return pa.schema(fields)
+
+
+def assertion_tables(db: TraitDB, run_id: int | None = None, rows: int = 50_000) -> Iterator[Any]:
+    """The tidy table as pyarrow tables of at most `rows` rows, streamed from the database (at least one table,
+    empty when there is nothing, so a Parquet dataset always has its columns)."""
+    import pyarrow as pa
+
+    if run_id is not None:
+        db.check_run(run_id)
+    schema = arrow_schema()
+    sent = False
+    with db.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=rows).execute(_assertions_query(run_id))
+        for part in result.partitions(rows):
+            sent = True
+            yield pa.Table.from_pandas(_frame(part), schema=schema, preserve_index=False)
+    if not sent:
+        yield schema.empty_table()
 
 
 def _iso(value: object) -> str | None:
