@@ -24,6 +24,7 @@ from PIL import Image
 from pipeline.cam import CamRequest, default_method, explain, explain_many
 from pipeline.images import is_achromatic, load_image
 from pipeline.models import load_classifier
+from pipeline.parts import PartLocator
 from pipeline.references import reference_scores
 from pipeline.regions import Region, extract_regions, organism_mask
 from pipeline.scorers import create_scorer
@@ -272,6 +273,8 @@ class Pipeline:
         self.uncertain_below = uncertain_below
         self.n_controls = n_controls
         self.progress = progress
+        # Parts found by fitted part concepts (`finer-traits parts fit`), when the model folder has them.
+        self.parts = PartLocator.load(self.model_dir)
 
     def __repr__(self) -> str:
         return (f"Pipeline(model_dir={str(self.model_dir)!r}, scorer={self.scorer.spec!r}, group={self.group!r}, "
@@ -295,7 +298,7 @@ class Pipeline:
                     colour: bool = True) -> tuple[list, list]:
         lists = [tl for tl in _expert_lists(self.expert, [target, contrast])]
         cands = candidate_phrases(self.group, [tl for tl in lists if tl is not None], species_names=names,
-                                  n_controls=self.n_controls)
+                                  n_controls=self.n_controls, located=tuple(self.parts.parts) if self.parts else ())
         cands = [c for c in cands if c.control or (self.scorer.supports(c.phrase)
                                                    and self.scorer.supports_trait(c.trait.part, c.trait.attribute))]
         if not colour:  # a photo without colour cannot show a colour difference, whatever a scorer says
@@ -311,8 +314,9 @@ class Pipeline:
         def profile(images, phrases):
             chosen = [by_phrase[p] for p in phrases]
             saliency = self._saliency(images, species) if species is not None else [None] * len(images)
-            return np.stack([image_profile(im, organism_mask(im, saliency=s), chosen, self.scorer, self.group)
-                             for im, s in zip(images, saliency, strict=False)])
+            organisms = [organism_mask(im, saliency=s) for im, s in zip(images, saliency, strict=False)]
+            return np.stack([image_profile(im, o, chosen, self.scorer, self.group, self._located(im, o))
+                             for im, o in zip(images, organisms, strict=True)])
 
         return profile
 
@@ -320,8 +324,14 @@ class Pipeline:
         """Plain Grad-CAM of `species` for a batch of photos (where the classifier looks): [N, H, W] in [0, 1]."""
         return explain(self.classifier, images, target=species, method="gradcam").maps.numpy()
 
+    def _located(self, image: Image.Image, organism: np.ndarray | None) -> dict[str, np.ndarray] | None:
+        """Masks of the parts the model's part concepts find on this photo (None without fitted parts)."""
+        return self.parts.locate(image, organism, self.classifier) if self.parts else None
+
     def _cache_key(self) -> str:
-        return f"{self.scorer.cache_id}|group={self.group}|layout=5|organism=3|crops=2|exif=1|n={self.max_references}"
+        parts = self.parts.cache_id if self.parts else "none"
+        return (f"{self.scorer.cache_id}|group={self.group}|layout=5|organism=3|crops=2|exif=1|parts={parts}"
+                f"|n={self.max_references}")
 
     def references(self, species: str, cands: Sequence[Any]) -> np.ndarray | None:
         """Reference scores [n_photos, n_candidates] of one species (cached in the model dir)."""
@@ -393,7 +403,7 @@ class Pipeline:
         warnings_ += expert_coverage_warnings(self.expert, [target, contrast])
 
         # 4. Scores, made relative: this photo vs the contrast species' references, regions vs the organism.
-        profile = image_profile(img, organism, cands, self.scorer, self.group)
+        profile = image_profile(img, organism, cands, self.scorer, self.group, self._located(img, organism))
         whole, per_region = region_scores(img, organism, regions, cands, self.scorer)
         contrast_ref = self.references(contrast, cands)
         target_ref = self.references(target, cands)
