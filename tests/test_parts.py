@@ -73,7 +73,6 @@ def test_a_part_whose_colours_the_photos_show_is_located_and_noise_is_not(fitted
     assert "forewing tip" in fitted.parts, naming
     for part, concepts in fitted.parts.items():
         assert naming[part]["located"] and naming[part]["gain"] > 0 and 1 <= len(concepts) <= 2
-    assert "whole" not in fitted.parts  # butterflies have no whole part: the generic region stays in the table only
 
 
 def test_located_tip_lies_on_the_true_tip(fitted, classifier, synthetic, synthetic_species_dir):
@@ -201,7 +200,7 @@ def test_fit_on_cub_photos(classifier):
     acts = photo_activations(classifier, photos, TAP)
     locator = fit_parts(classifier, photos, colours, parts, "bird", k=5, tap=TAP, activations=acts)
     assert set(locator.info["naming"]) >= set(parts)
-    assert set(locator.parts) <= {*parts, "whole bird"}
+    assert set(locator.parts) <= set(parts)
     unlocated = [p for p in parts if p not in locator.parts]
     i = next(j for j, o in enumerate(photos.organisms) if o is not None)
     masks = locator.locate(photos.images[i], photos.organisms[i], classifier)

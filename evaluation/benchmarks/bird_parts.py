@@ -4,10 +4,8 @@ Concepts are fitted and named on the CUB training photos; on every TEST photo an
 colour of a region counts as right when it is one of the colours CUB annotators gave that part of that species on at
 least 30 % of its photos. Arms: (a) the located part (the whole bird where the part stays unlocated), (b) the whole
 bird (the organism outline), (c) a random other concept set of the same size, (d) a random blob of the organism
-with the located part's pixel count (a region of the same size placed anywhere on the bird), (e) the generic concept
-(the region that agrees best over all parts: a cleaner whole bird), (f) what describe measures (the located part,
-else the whole bird on the generic region when that region is kept). Accuracies with 95 % Wilson intervals, per part
-and pooled; the located-minus-whole difference with a 95 % bootstrap interval over photos. Several taps, input sizes and k.
+with the located part's pixel count (a region of the same size placed anywhere on the bird). Arm (a) is what
+describe measures. Accuracies with 95 % Wilson intervals, per part and pooled; the located-minus-whole difference with a 95 % bootstrap interval over photos. Several taps, input sizes and k.
 
     python -m evaluation.benchmarks.bird_parts --model runs/cub-bird --taps blocks.2,blocks.4,blocks.6 --sizes 0,448 --ks 6,10,16 \
         --cache /tmp/bird-parts
@@ -50,7 +48,7 @@ GROUP = "bird"
 PARTS = ("crown", "forehead", "nape", "throat", "eye", "bill", "breast", "belly", "underparts", "back", "upperparts",
          "wing", "primaries", "tail", "upper tail", "under tail", "leg")
 MIN_SHARE = 0.30  # a colour counts as the species' colour of a part from this share of CUB's photos
-ARMS = ("located", "whole", "random_concept", "random_blob", "generic", "describe")
+ARMS = ("located", "whole", "random_concept", "random_blob")
 
 
 def data_root() -> Path:
@@ -87,7 +85,6 @@ def evaluate(locator: PartLocator, photos: PhotoSet, counts: np.ndarray, labels:
              seed: int = 0) -> pd.DataFrame:
     """One row per (photo, part) with a hit (0/1) for each arm."""
     palette = base_colours(GROUP)
-    generic = tuple((locator.info.get("naming", {}).get("whole bird") or {}).get("concepts", ()))
     rng = np.random.default_rng(seed)
     rows = []
     for part in PARTS:
@@ -102,10 +99,7 @@ def evaluate(locator: PartLocator, photos: PhotoSet, counts: np.ndarray, labels:
             others = [j for j in range(locator.k) if not region or j not in region]
             rand = tuple(rng.choice(others, size=min(size, len(others)), replace=False))
             shares = {"whole": region_shares(c, ()), "random_concept": region_shares(c, rand),
-                      "located": region_shares(c, region) if region else region_shares(c, ()),
-                      "generic": region_shares(c, generic) if generic else region_shares(c, ())}
-            # What describe measures: the located part, else the whole bird (on the generic region when located).
-            shares["describe"] = shares["located"] if region else shares["generic"]
+                      "located": region_shares(c, region) if region else region_shares(c, ())}
             n_px = int(np.isin(labels[i], region).sum()) if region else 0
             if n_px:
                 blob = colour_counts(photos.images[i], _blob(labels[i], n_px, rng), 1, GROUP)[:1]
@@ -143,7 +137,6 @@ def summarise(df: pd.DataFrame) -> list[dict]:
             lo, hi = wilson_interval(int(sub[arm].sum()), len(sub))
             row[arm] = (round(float(sub[arm].mean()), 3), round(lo, 3), round(hi, 3))
         row["located_minus_whole"] = tuple(round(v, 3) for v in _bootstrap_diff(sub, "located", "whole"))
-        row["describe_minus_whole"] = tuple(round(v, 3) for v in _bootstrap_diff(sub, "describe", "whole"))
         out.append(row)
     return out
 
@@ -159,12 +152,11 @@ def _diff(v: tuple) -> str:
 def print_table(title: str, rows: list[dict]) -> None:
     """A markdown table of summarise() rows."""
     print(f"\n### {title}\n")
-    print("| part | n | located? | " + " | ".join(ARMS) + " | located - whole | describe - whole |")
-    print("|---" * (5 + len(ARMS)) + "|")
+    print("| part | n | located? | " + " | ".join(ARMS) + " | located - whole |")
+    print("|---" * (4 + len(ARMS)) + "|")
     for r in rows:
         print(f"| {r['part']} | {r['n']} | {'yes' if r['is_located'] else 'no'} | "
-              + " | ".join(_fmt(r[a]) for a in ARMS) + f" | {_diff(r['located_minus_whole'])} | "
-              f"{_diff(r['describe_minus_whole'])} |")
+              + " | ".join(_fmt(r[a]) for a in ARMS) + f" | {_diff(r['located_minus_whole'])} |")
 
 
 def main(argv: list[str] | None = None) -> None:
