@@ -2,14 +2,16 @@
 
 Collins, Achanta and Suesstrunk (ECCV 2018): non-negative matrix factorisation of a CNN's spatial activations over
 many photos gives k "concepts", each a direction in feature space; on a new photo every feature cell is explained
-as a non-negative mix of them, and the concept that explains a cell best labels it. The same concept falls on the
-same structure (a head, a wing, a breast) whatever the pose, because the features are what is shared.
+as a non-negative mix of them, and the concept that explains a cell best labels it. A concept is meant to fall on
+the same structure whatever the pose, because the features are what is shared (how far that holds for CUB's
+parts: docs/benchmarks.md, "Bird parts by part concepts").
 
 Concepts have no names. They are named here by agreement with per-species part colours (CUB's attribute
 percentages): for each part, the colour measured on a concept's region of each training photo is compared with what
 annotators saw on that part of that species, against the same comparison for the whole organism. A part takes the
-concept (or pair of concepts) that agrees clearly better than the whole organism; other parts stay unlocated and
-their traits are measured on, and named after, the whole organism.
+concept (or pair of concepts) specific to its branch of the part hierarchy that agrees clearly better than the
+whole organism on photos it was not chosen on (name_concepts); other parts stay unlocated and their traits are
+measured on, and named after, the whole organism.
 
 No part-location annotations are needed, which is why this is the method: the CUB photos shipped here have none, so
 a keypoint head could not be trained. Stored as parts.safetensors (the concepts) + parts.json (names, agreement,
