@@ -33,6 +33,7 @@ from pipeline.evidence import (
 )
 from pipeline.images import is_achromatic, load_image
 from pipeline.models import load_classifier
+from pipeline.parts import PartLocator
 from pipeline.references import reference_images, reference_scores
 from pipeline.regions import Region, extract_regions, organism_mask
 from pipeline.scorers import create_scorer
@@ -301,6 +302,8 @@ class Pipeline:
         self.n_controls = n_controls
         self.progress = progress
         self._reference_photos = FeatureCache()
+        # Parts found by fitted part concepts (`finer-traits parts fit`), when the model folder has them.
+        self.parts = PartLocator.load(self.model_dir)
 
     def __repr__(self) -> str:
         return (f"Pipeline(model_dir={str(self.model_dir)!r}, scorer={self.scorer.spec!r}, group={self.group!r}, "
@@ -324,7 +327,7 @@ class Pipeline:
                     colour: bool = True) -> tuple[list, list]:
         lists = [tl for tl in _expert_lists(self.expert, [target, contrast])]
         cands = candidate_phrases(self.group, [tl for tl in lists if tl is not None], species_names=names,
-                                  n_controls=self.n_controls)
+                                  n_controls=self.n_controls, located=tuple(self.parts.parts) if self.parts else ())
         cands = [c for c in cands if c.control or (self.scorer.supports(c.phrase)
                                                    and self.scorer.supports_trait(c.trait.part, c.trait.attribute))]
         if not colour:  # a photo without colour cannot show a colour difference, whatever a scorer says
@@ -340,8 +343,9 @@ class Pipeline:
         def profile(images, phrases):
             chosen = [by_phrase[p] for p in phrases]
             saliency = self._saliency(images, species) if species is not None else [None] * len(images)
-            return np.stack([image_profile(im, organism_mask(im, saliency=s), chosen, self.scorer, self.group)
-                             for im, s in zip(images, saliency, strict=False)])
+            organisms = [organism_mask(im, saliency=s) for im, s in zip(images, saliency, strict=False)]
+            return np.stack([image_profile(im, o, chosen, self.scorer, self.group, self._located(im, o))
+                             for im, o in zip(images, organisms, strict=True)])
 
         return profile
 
@@ -349,8 +353,14 @@ class Pipeline:
         """Plain Grad-CAM of `species` for a batch of photos (where the classifier looks): [N, H, W] in [0, 1]."""
         return explain(self.classifier, images, target=species, method="gradcam").maps.numpy()
 
+    def _located(self, image: Image.Image, organism: np.ndarray | None) -> dict[str, np.ndarray] | None:
+        """Masks of the parts the model's part concepts find on this photo (None without fitted parts)."""
+        return self.parts.locate(image, organism, self.classifier) if self.parts else None
+
     def _cache_key(self) -> str:
-        return f"{self.scorer.cache_id}|group={self.group}|layout=5|organism=3|crops=2|exif=1|n={self.max_references}"
+        parts = self.parts.cache_id if self.parts else "none"
+        return (f"{self.scorer.cache_id}|group={self.group}|layout=5|organism=3|crops=2|exif=1|parts={parts}"
+                f"|n={self.max_references}")
 
     def references(self, species: str, cands: Sequence[Any]) -> np.ndarray | None:
         """Reference scores [n_photos, n_candidates] of one species (cached in the model dir)."""
@@ -429,7 +439,8 @@ class Pipeline:
 
         # 4. Scores, made relative: this photo vs the contrast species' references, regions vs the organism.
         # The regions themselves are compared with their counterparts on both species' reference photos.
-        profile = image_profile(img, organism, cands, self.scorer, self.group)
+        located = self._located(img, organism)
+        profile = image_profile(img, organism, cands, self.scorer, self.group, located)
         whole, per_region = region_scores(img, organism, regions, cands, self.scorer)
         contrast_ref = self.references(contrast, cands)
         target_ref = self.references(target, cands)
@@ -440,7 +451,8 @@ class Pipeline:
                              floor_shown=shown_floor(self.scorer), absent_below=absent_threshold(self.scorer))
         evidence = self.region_evidence(img, organism, regions, cands, per_region, target, contrast)
         table = apply_region_evidence(table, cands, evidence, regions,
-                                      PartShares(organism, self.group, whole=find_group(self.group).whole_part))
+                                      PartShares(organism, self.group, whole=find_group(self.group).whole_part,
+                                                 located=located))
         parts = PartRelations(self.group)
         chosen = select_diverse(table, top_k, related=parts.related, finer=parts.finer)
 

@@ -9,7 +9,7 @@ Two comparisons, never raw similarities:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -90,10 +90,12 @@ def side_pieces(organism: np.ndarray, parts: tuple[str, ...], group: str, box: B
 
 
 def _part_crops(image: Image.Image, organism: np.ndarray | None, keys: Sequence[tuple[str, ...] | None],
-                scorer: Scorer, group: str) -> list[list[Image.Image]]:
+                scorer: Scorer, group: str,
+                located: Mapping[str, np.ndarray] | None = None) -> list[list[Image.Image]]:
     """The crops each crop key (see crop_part) is scored on: one per layout piece for side-crop scorers, else one
     crop (a masked cut-out, or a box with context for context-crop scorers); the whole organism when the layout
-    does not know the part."""
+    does not know the part. located: part -> bool mask found on this photo (pipeline.parts); a part found there
+    is cut from its mask instead of the layout."""
     # Embedding models were trained on plain photos: they get the part's box with some context, not a cut-out.
     policy = scorer.crop_policy
     cut = context_crop if policy.context_crops else masked_crop
@@ -104,7 +106,8 @@ def _part_crops(image: Image.Image, organism: np.ndarray | None, keys: Sequence[
         if organism is None or not key:
             out.append([whole])
             continue
-        pieces = side_pieces(organism, key, group, box)
+        found = [located[p] for p in key if located and p in located]
+        pieces = [np.logical_or.reduce(found)] if found else side_pieces(organism, key, group, box)
         if policy.side_crops:
             # Several framings per piece where the scorer asks for them (pipeline.scorers.clip.CROP_PADS).
             out.append([square_crop(image, m, pad=pad) for m in pieces for pad in policy.crop_pads] or [whole])
@@ -141,14 +144,15 @@ def crop_part(part: str | None, attribute: str, group: str = "butterfly") -> tup
 
 
 def image_profile(image: Image.Image, organism: np.ndarray | None, candidates: Sequence[Candidate], scorer: Scorer,
-                  group: str = "butterfly") -> np.ndarray:
-    """Per-phrase score [P] on this photo: on the part the phrase names when the group's layout knows it, else on
-    the whole organism. The same function scores reference photos, so the comparison is like with like."""
+                  group: str = "butterfly", located: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """Per-phrase score [P] on this photo: on the part the phrase names when the group's layout knows it or
+    `located` has its mask (pipeline.parts.PartLocator.locate), else on the whole organism. The same function
+    scores reference photos, so the comparison is like with like."""
     out = np.full(len(candidates), np.nan, dtype=np.float64)
     by_part: dict[tuple[str, ...] | None, list[int]] = {}
     for j, c in enumerate(candidates):
         by_part.setdefault(crop_part(c.trait.part, c.trait.attribute, group), []).append(j)
-    crops = _part_crops(image, organism, list(by_part), scorer, group)
+    crops = _part_crops(image, organism, list(by_part), scorer, group, located)
     if scorer.crop_policy.value_scores in ("prob", "logprob"):
         return _value_profile(crops, list(by_part.values()), candidates, scorer, group)
     if scorer.crop_policy.batch_crops:

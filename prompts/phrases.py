@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from traits.model import Trait
@@ -91,17 +91,18 @@ def value_options(trait: Trait, group: str = "butterfly") -> tuple[str, ...]:
     return ()
 
 
-def place_candidates(cands: Iterable[Candidate], group: TaxonGroup) -> list[Candidate]:
+def place_candidates(cands: Iterable[Candidate], group: TaxonGroup, located: Collection[str] = ()) -> list[Candidate]:
     """Each candidate on the part the group can measure it on: a group that cannot locate a part names its colour
     and pattern traits after the whole organism ('red whole bird', never a guessed 'red breast') and drops its other
-    traits (a bill's shape cannot be judged on the whole bird); controls pass unchanged."""
+    traits (a bill's shape cannot be judged on the whole bird); controls pass unchanged. located: parts the model's
+    fitted part concepts find (pipeline.parts), located as if the group's layout had them."""
     out = []
     for c in cands:
         if c.control:
             out.append(c)
             continue
         part = group.parts.normalise(c.trait.part) or c.trait.part
-        placed = group.placed_part(part, c.trait.attribute)
+        placed = group.placed_part(part, c.trait.attribute, located)
         if placed is None:
             continue
         if placed == c.trait.part or (placed == part and group.unlocated == "keep"):
@@ -207,8 +208,9 @@ def filter_candidates(cands: Iterable[Candidate], species_names: Iterable[str] =
 
 
 def candidate_phrases(group: str = "butterfly", expert_lists: Sequence[Iterable[Trait]] = (),
-                      species_names: Iterable[str] = (), n_controls: int = 8, seed: int = 0) -> list[Candidate]:
+                      species_names: Iterable[str] = (), n_controls: int = 8, seed: int = 0,
+                      located: Collection[str] = ()) -> list[Candidate]:
     """All candidates for one species pair: expert phrases first, then vocabulary phrases, then controls; placed on
-    the parts the group can measure (place_candidates), then filtered."""
+    the parts the group can measure (place_candidates; located: parts a model's part concepts find), then filtered."""
     cands = [*expert_candidates(expert_lists), *vocab_candidates(group), *control_candidates(n_controls, seed)]
-    return filter_candidates(place_candidates(cands, taxon_group(group)), species_names)
+    return filter_candidates(place_candidates(cands, taxon_group(group), located), species_names)

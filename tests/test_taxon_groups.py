@@ -33,7 +33,12 @@ def test_groups_are_files_listed_with_the_default_first():
         assert g.path == VOCAB_DIR / "groups" / f"{name}.json" and g.description
     assert taxon_group().name == "butterfly"
     assert taxon_group("butterfly").locate == "layout" and taxon_group("butterfly").locates("forewing band")
-    assert taxon_group("bird").locate == "none" and not taxon_group("bird").locates("breast")
+    # Birds locate parts with concepts fitted per model: the group alone locates none of them.
+    bird = taxon_group("bird")
+    assert bird.locate == "dff" and not bird.locates("breast") and bird.locate_options == {"tap": "blocks.4", "k": 10}
+    assert bird.placed_part("breast", "colour") == "whole bird"
+    assert bird.placed_part("breast", "colour", located={"breast"}) == "breast"
+    assert bird.placed_part("bill", "shape") is None and bird.placed_part("bill", "shape", located={"bill"}) == "bill"
 
 
 def test_unknown_group_is_a_clear_error_with_a_suggestion():

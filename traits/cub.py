@@ -135,6 +135,15 @@ class CubAttributes:
         """The 312 percentages of one class."""
         return self.percent[self.class_index(name)]
 
+    def part_colours(self, name: str | int) -> dict[str, dict[str, float]]:
+        """Per part, the percentage of a class's images whose part shows each colour ({'breast': {'red': 62.5, ...}})."""
+        out: dict[str, dict[str, float]] = {}
+        for a, p in zip(self.attributes, self.row(name), strict=True):
+            if a.trait.attribute == "colour":
+                shares = out.setdefault(a.trait.part, {})
+                shares[a.trait.value] = max(shares.get(a.trait.value, 0.0), float(p))
+        return out
+
     def trait_list(self, name: str | int, min_percent: float = 50.0) -> TraitList:
         """Attributes shown by at least `min_percent` of a class's images, as a TraitList (source 'cub')."""
         idx = self.class_index(name)

@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +21,9 @@ from traits.errors import TraitsError, UnknownGroupError
 VOCAB_DIR = Path(__file__).with_name("vocab")
 GROUPS_DIR = "groups"  # under the vocabulary folder: one <group>.json per taxon group
 DEFAULT_GROUP = "butterfly"  # the group of models trained before groups existed
-LOCATE_METHODS = ("layout", "none")  # how a group's parts are found: a box layout of the usual pose, or not at all
+# How a group's parts are found: a box layout of the usual pose; DFF part concepts fitted per model
+# (pipeline.parts, `finer-traits parts fit`); or not at all.
+LOCATE_METHODS = ("layout", "dff", "none")
 UNLOCATED = ("keep", "whole")  # a trait on a part the group cannot locate: keep its name, or say the whole organism
 # Suffixes of hyphenated colour words: "brass-colored" is a colour, "black-rimmed" describes a ring, not the mark.
 COLOUR_SUFFIXES = ("colored", "coloured", "patterned", "tinged", "toned", "tinted", "hued")
@@ -113,16 +116,19 @@ class TaxonGroup:
     unlocated: str
     layout: dict[str, tuple[Box, ...]]
     path: Path | None = None
+    # Settings of the locate method beyond layout (dff: the default tap and k of `finer-traits parts fit`).
+    locate_options: dict[str, Any] = field(default_factory=dict)
 
     def locates(self, part: str) -> bool:
         """Whether the group can find this part on a photo (its layout has boxes for it)."""
         return part in self.layout
 
-    def placed_part(self, part: str, attribute: str) -> str | None:
-        """The part a candidate trait is measured on and named after: its own part when the group locates it (or
-        keeps unlocated names); with unlocated 'whole', colours and patterns of an unlocated part go to the whole
-        organism, and other attributes of it (a bill's shape cannot be judged on the whole bird) give None."""
-        if self.unlocated == "keep" or self.locates(part) or part == self.whole_part:
+    def placed_part(self, part: str, attribute: str, located: Collection[str] = ()) -> str | None:
+        """The part a candidate trait is measured on and named after: its own part when the group locates it (its
+        layout, or `located`: the parts a model's fitted part concepts find), or keeps unlocated names; with
+        unlocated 'whole', colours and patterns of an unlocated part go to the whole organism, and other
+        attributes of it (a bill's shape cannot be judged on the whole bird) give None."""
+        if self.unlocated == "keep" or self.locates(part) or part in located or part == self.whole_part:
             return part
         if attribute in ("colour", "pattern"):
             return self.whole_part
@@ -243,7 +249,8 @@ def _build_group(name: str, spec: dict, path: Path | None = None) -> TaxonGroup:
             candidates={a: tuple(ps) for a, ps in (spec.get("candidates") or {}).items()},
             patterns=tuple(values.get("pattern", ())),
             shapes={p: tuple(v) for p, v in (values.get("shape") or {}).items()},
-            locate=method, unlocated=unlocated, layout=layout if method == "layout" else {}, path=path)
+            locate=method, unlocated=unlocated, layout=layout if method == "layout" else {}, path=path,
+            locate_options={k: v for k, v in locate.items() if k not in ("method", "unlocated", "layout")})
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise TraitsError(f"{where}: not a taxon group file ({type(exc).__name__}: {exc}).",
                           "Compare it with traits/vocab/groups/bird.json (docs/taxon-groups.md).") from exc

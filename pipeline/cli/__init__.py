@@ -159,6 +159,6 @@ def register_installed_commands(target: typer.Typer) -> list[str]:
 # The command modules add their commands to `app` when imported; they come after `app` exists, which is why
 # these imports sit at the end. Registering at import lets `from pipeline.cli import app` (tests, CliRunner)
 # see every command.
-from pipeline.cli import batch, cam, db, describe, groups, serve, train  # noqa: E402, F401
+from pipeline.cli import batch, cam, db, describe, groups, parts, serve, train  # noqa: E402, F401
 
 register_installed_commands(app)

@@ -114,6 +114,12 @@ def pooled_features(backbone: nn.Module, taps: Sequence[str], images: torch.Tens
     with no taps, the backbone's own pooled features [N, D]."""
     if not taps:
         return backbone(images)
+    outs = tap_maps(backbone, taps, images)
+    return torch.cat([outs[t].float().mean(dim=(-2, -1)) for t in taps], dim=1)
+
+
+def tap_maps(backbone: nn.Module, taps: Sequence[str], images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The spatial outputs [N, K_l, h_l, w_l] of the tapped backbone modules, keyed by module name."""
     modules = dict(backbone.named_modules())
     missing = [t for t in taps if t not in modules]
     if missing:
@@ -130,7 +136,7 @@ def pooled_features(backbone: nn.Module, taps: Sequence[str], images: torch.Tens
     if flat:
         raise LayerError(f"Layer(s) {flat} do not give a [N, C, H, W] feature map.",
                           "Multi-layer heads need convolutional stages; use --head pooled for transformers.")
-    return torch.cat([outs[t].float().mean(dim=(-2, -1)) for t in taps], dim=1)
+    return outs
 
 
 def tap_channels(backbone: nn.Module, taps: Sequence[str], size: tuple[int, int]) -> list[int]:
