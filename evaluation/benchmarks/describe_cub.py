@@ -9,7 +9,7 @@ gulls ...) that the classifier knows. Each test photo is described against each 
 - unchecked: no CUB attribute says the species differ there (|difference| < 20 or CUB has no such attribute).
 Also counted: traits that use a butterfly-only word (forewing, eyespot ...), which must never happen for birds.
 
-    python -m evaluation.benchmarks.describe_cub --model MODEL_DIR [--max-siblings 3] [--maps finer|flat|...]
+    python -m evaluation.benchmarks.describe_cub --model MODEL_DIR [--max-siblings 3] [--maps finer,flat]
 
 MODEL_DIR: `finer-traits train ../shared/data/cub-photos --manifest ../shared/data/cub-photos/manifest.csv
 --taxon-group bird --out MODEL_DIR`. Intervals: 95 % bootstrap over photos (a photo's pairs stay together).
@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from evaluation.benchmarks.ablation import MAPS, load_pipeline
+from evaluation.benchmarks.ablation import MAPS, AblatedPipeline
 from evaluation.benchmarks.describe_synthetic import markdown
 from pipeline.paths import data_root
 from traits.cub import CubAttributes, load_cub
@@ -88,10 +89,12 @@ def sibling_pairs(manifest: pd.DataFrame, known: set[str], max_siblings: int | N
     return out
 
 
-def run(photos: Path, attributes: Path, model: Path, maps: str = "finer", max_siblings: int | None = 3,
+def run(photos: Path, attributes: Path, model: Path, maps: Sequence[str] = ("finer",), max_siblings: int | None = 3,
         limit: int | None = None, scorer: str = "color", top_k: int = 5) -> pd.DataFrame:
-    """One row per top-k trait of every (test photo, sibling) description (an empty trait list gives one row)."""
-    pipe = load_pipeline(model, maps=maps, scorer=scorer, expert=attributes, device="cpu", taxon_group="bird")
+    """One row per top-k trait of every (test photo, sibling, maps) description (an empty trait list gives one
+    row). Several map kinds are described by one pipeline, so they share its reference photos and caches."""
+    pipe = AblatedPipeline.load(model, maps="finer", scorer=scorer, expert=attributes, device="cpu",
+                                taxon_group="bird")
     pipe._reference_photos.max_species = 64  # a family's species are described against each other in turn
     truth = CubTruth(load_cub(attributes, group="bird"))
     fly = butterfly_words()
@@ -102,12 +105,14 @@ def run(photos: Path, attributes: Path, model: Path, maps: str = "finer", max_si
         keep = np.random.default_rng(1).choice(len(pairs), size=limit, replace=False)
         pairs = [pairs[i] for i in sorted(keep)]
     rows = []
-    for photo, target, contrast, family in tqdm(pairs, desc=f"CUB sibling pairs ({maps} maps)"):
+    for (photo, target, contrast, family), kind in tqdm([(p, k) for p in pairs for k in maps],
+                                                        desc=f"CUB sibling pairs ({', '.join(maps)} maps)"):
+        pipe.maps_kind = kind
         t0 = time.perf_counter()
         r = pipe.describe(photos / photo, contrast, target_species=target, top_k=top_k)
         secs = time.perf_counter() - t0
-        base = {"photo": photo, "target": target, "contrast": contrast, "family": family, "seconds": secs,
-                "top5": "; ".join(f"{t.phrase} {t.direction}" for t in r.traits)}
+        base = {"maps": kind, "photo": photo, "target": target, "contrast": contrast, "family": family,
+                "seconds": secs, "top5": "; ".join(f"{t.phrase} {t.direction}" for t in r.traits)}
         if not r.traits:
             rows.append({**base, "rank": 0, "verdict": "none"})
         for t in r.traits:
@@ -167,7 +172,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, required=True, help="a model folder trained on cub-photos (--taxon-group bird)")
     ap.add_argument("--photos", type=Path, default=root / "cub-photos" if root else None)
     ap.add_argument("--attributes", type=Path, default=root / "cub-attributes" if root else None)
-    ap.add_argument("--maps", choices=MAPS, default="finer", help="replace the Finer-CAM maps (ablation)")
+    ap.add_argument("--maps", default="finer", help=f"comma-separated map kinds to run, of {', '.join(MAPS)} "
+                    "(all but finer replace the Finer-CAM maps: ablations)")
     ap.add_argument("--max-siblings", type=int, default=3, help="siblings per test photo (0: all)")
     ap.add_argument("--limit", type=int, default=None, help="a seeded sample of this many (photo, sibling) pairs")
     ap.add_argument("--compare", type=Path, default=None, help="a per-trait CSV of another run: share of changed top-5")
@@ -175,11 +181,19 @@ def main() -> None:
     args = ap.parse_args()
     if args.photos is None or not (args.photos / "manifest.csv").is_file():
         raise SystemExit("CUB photos not found: set FINER_TRAITS_DATA or pass --photos.")
-    df = run(args.photos, args.attributes, args.model, args.maps, args.max_siblings or None, args.limit)
+    kinds = [k.strip() for k in args.maps.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in MAPS]
+    if unknown or not kinds:
+        raise SystemExit(f"unknown map kind(s) {unknown}; use {', '.join(MAPS)}")
+    df = run(args.photos, args.attributes, args.model, kinds, args.max_siblings or None, args.limit)
     if args.out:
         df.to_csv(args.out, index=False)
-    print(markdown(summarise(df)))
-    print(f"median seconds per description: {df.drop_duplicates(['photo', 'contrast'])['seconds'].median():.2f}")
+    for kind in kinds:
+        part = df[df["maps"] == kind]
+        print(f"\n{kind} maps:\n" + markdown(summarise(part)))
+        print(f"median seconds per description: {part.drop_duplicates(['photo', 'contrast'])['seconds'].median():.2f}")
+        if kind != kinds[0]:
+            print(f"top-5 changed against {kinds[0]} maps: {top5_changed(part, df[df['maps'] == kinds[0]]):.3f}")
     if args.compare:
         print(f"top-5 changed against {args.compare}: {top5_changed(df, pd.read_csv(args.compare)):.3f}")
 
