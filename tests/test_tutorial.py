@@ -100,3 +100,23 @@ def test_notebook_runs_top_to_bottom(tmp_path):
     assert "No live kernel with a widget frontend" in text  # the batch run fell back to plain figures
     html = (out / NOTEBOOK.with_suffix(".html").name).read_text()
     assert html.count("data:image/png;base64") >= len(figures)
+
+
+def test_cam_explorer_offers_gamma_and_contrast(describe_model_dir, synthetic_species_dir, one_torch_thread):
+    # The batch run never shows the widgets, so build them here: a gamma slider and a contrast menu that redraw.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import ipywidgets
+    import pandas as pd
+
+    from pipeline.models import load_classifier
+
+    clf = load_classifier(describe_model_dir, device="cpu")
+    test = pd.read_csv(synthetic_species_dir / "manifest.csv").query("split == 'test'").iloc[0]
+    target, contrasts = test["species"], [s for s in clf.class_names if s != test["species"]][:2]
+    shown = _load("workshop").cam_explorer(clf, synthetic_species_dir / test["image"], target, contrasts, gamma=0.3)
+    controls = {type(w).__name__: w for w in shown.widget.children}
+    assert controls["FloatSlider"].value == pytest.approx(0.3)
+    assert list(controls["Dropdown"].options) == contrasts
+    assert isinstance(controls["Output"], ipywidgets.Output)
