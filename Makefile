@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.finer-traits-installed
 
-.PHONY: demo test install lint bench clean-venv
+.PHONY: demo test install lint bench tutorial clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,11 +24,15 @@ test: $(STAMP)
 
 # ruff for style and bugs; import-linter for the layers (contracts in pyproject.toml).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pipeline prompts traits evaluation tests
+	$(VENV)/bin/ruff check pipeline prompts traits evaluation tests tutorials
 	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m evaluation.benchmarks.cam_speed
+
+# The workshop notebook, executed top to bottom offline: tutorials/build/finer-cam-workshop.{ipynb,html}.
+tutorial: $(STAMP)
+	$(PY) tutorials/run_notebook.py --out tutorials/build
 
 clean-venv:
 	rm -rf $(VENV)
