@@ -185,15 +185,20 @@ class PartRelations:
     """How two part names relate in a group's part hierarchy; a group the vocabulary does not know compares the
     words ('hindwing margin' contains 'hindwing')."""
 
-    def __init__(self, group: str) -> None:
+    def __init__(self, group: str, regions: Mapping[str, Any] | None = None) -> None:
         try:
             self.parts: PartVocab | None = load_vocab().part_vocab(group)
         except TraitsError:
             self.parts = None
+        # Parts located on the same region (bird parts whose concepts coincide, PartLocator.parts): a colour read on
+        # one is the very same measurement on the others, so saying it once is enough.
+        self.regions = dict(regions or {})
 
     def related(self, a: str, b: str) -> bool:
-        """Are the parts the same, or one inside the other?"""
+        """Are the parts the same, one inside the other, or located on the same region?"""
         if a == b:
+            return True
+        if a in self.regions and self.regions.get(a) == self.regions.get(b):
             return True
         if self.parts is None:
             return a in b or b in a
@@ -453,7 +458,7 @@ class Pipeline:
         table = apply_region_evidence(table, cands, evidence, regions,
                                       PartShares(organism, self.group, whole=find_group(self.group).whole_part,
                                                  located=located))
-        parts = PartRelations(self.group)
+        parts = PartRelations(self.group, self.parts.parts if self.parts else None)
         chosen = select_diverse(table, top_k, related=parts.related, finer=parts.finer)
 
         # 5. Words: traits with evidence and expert status, then the paragraph.
@@ -558,7 +563,7 @@ class Pipeline:
         scores_a = np.concatenate([profile_a(photos_a[i:i + 16], phrases) for i in range(0, len(photos_a), 16)])
         scores_b = np.concatenate([profile_b(photos_b[i:i + 16], phrases) for i in range(0, len(photos_b), 16)])
         table = set_statistics(cands, scores_a, scores_b)
-        parts = PartRelations(self.group)
+        parts = PartRelations(self.group, self.parts.parts if self.parts else None)
         chosen = select_diverse(table, top_k, related=parts.related, min_effect=0.0, finer=parts.finer)
         if any(r.confidence != "weak" for r in chosen):
             chosen = chosen.where(lambda r: r.confidence != "weak")

@@ -72,11 +72,11 @@ def test_kill_9_then_rerun_gives_the_rows_of_an_uninterrupted_run(trained: dict)
            str(trained["manifest"]), "--model", str(trained["model"]), "--db", str(killed),
            "--pairs", str(trained["pairs"]), "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600  # a guard against a hung run on a loaded machine, not a timing check
     try:
         while _results(killed) < 2:
             assert proc.poll() is None, f"the batch ended before it could be killed: {proc.stderr.read().decode()}"
-            assert time.monotonic() < deadline, "the batch wrote nothing within 180 s"
+            assert time.monotonic() < deadline, "the batch wrote nothing within 600 s"
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -169,3 +169,15 @@ def test_part_share_says_where_a_region_lies():
     assert part_share("whole bird", region, organism, "bird", whole="whole bird") == 1.0
     assert part_share("crown", region, organism, "bird", whole="whole bird") is None
     assert part_share("forewing", region, None, "butterfly") is None
+
+
+def test_parts_on_one_located_region_count_as_one_for_diversity():
+    """Crown and nape located on the same concepts are one measurement: a repeat of 'less buff' is not a new trait;
+    parts on different concepts, or unlocated, are judged by the hierarchy alone."""
+    from pipeline.describe import PartRelations
+
+    rel = PartRelations("bird", {"crown": (1, 4), "nape": (1, 4), "breast": (2,)})
+    assert rel.related("crown", "nape") and rel.related("nape", "crown")
+    assert not rel.related("crown", "breast")
+    assert not PartRelations("bird").related("crown", "nape")
+    assert rel.related("head", "crown")  # the hierarchy still holds
