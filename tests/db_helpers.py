@@ -120,3 +120,39 @@ def natural_rows(db, digits: int = 6) -> dict[str, list[tuple]]:
     with db.connect() as conn:
         return {name: sorted((tuple(norm(v) for v in row) for row in conn.execute(q)), key=repr)
                 for name, q in queries.items()}
+
+
+def stored_results(path: Path) -> int:
+    """How many results a batch run has committed to the SQLite file at path (0 before it exists or while busy)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT count(*) FROM results").fetchone()[0]
+    except sqlite3.Error:  # not created yet, or busy
+        return 0
+
+
+def kill_batch_midway(cmd: list[str], db_path: Path, env: dict | None = None, after: int = 2,
+                      guard_s: float = 900) -> int:
+    """Run a `finer-traits batch` command, kill -9 it once `after` results are stored, and return how many are.
+
+    guard_s stops a hung run; it is not a timing check (a loaded 2-core machine may need minutes to start)."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + guard_s
+    try:
+        while stored_results(db_path) < after:
+            assert proc.poll() is None, f"the batch ended before it could be killed: {proc.stderr.read().decode()}"
+            assert time.monotonic() < deadline, f"the batch wrote nothing within {guard_s:.0f} s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    return stored_results(db_path)

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
-import sqlite3
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
-from db_helpers import natural_rows
+from db_helpers import kill_batch_midway, natural_rows
 
 from pipeline.batch import run_batch
 from traits.db import TraitDB
@@ -48,14 +43,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"work": work, "model": work / "model", "manifest": manifest, "pairs": pairs, "n": len(picked)}
 
 
-def _results(path: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("SELECT count(*) FROM results").fetchone()[0]
-    except sqlite3.Error:  # not created yet, or busy
-        return 0
-
-
 @pytest.mark.slow
 def test_kill_9_then_rerun_gives_the_rows_of_an_uninterrupted_run(trained: dict) -> None:
     from pipeline.describe import Pipeline
@@ -71,20 +58,7 @@ def test_kill_9_then_rerun_gives_the_rows_of_an_uninterrupted_run(trained: dict)
     cmd = [sys.executable, "-c", "import sys; from pipeline.cli import main; main(sys.argv[1:])", "batch",
            str(trained["manifest"]), "--model", str(trained["model"]), "--db", str(killed),
            "--pairs", str(trained["pairs"]), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 600  # a guard against a hung run on a loaded machine, not a timing check
-    try:
-        while _results(killed) < 2:
-            assert proc.poll() is None, f"the batch ended before it could be killed: {proc.stderr.read().decode()}"
-            assert time.monotonic() < deadline, "the batch wrote nothing within 600 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    stored = _results(killed)
+    stored = kill_batch_midway(cmd, killed)
     assert 2 <= stored < n, f"kill landed after {stored} of {n} photos"
 
     again = run_batch(trained["manifest"], trained["model"], killed, pairs=trained["pairs"], pipeline=pipe,

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
-import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from db_helpers import natural_rows
+from db_helpers import kill_batch_midway, natural_rows
 
 import pipeline
 from pipeline.batch import DescribeSpec, run_batch
@@ -121,14 +117,6 @@ def test_a_dying_actor_is_retried_and_nothing_is_lost(batch: dict, ray_address: 
     assert got == want
 
 
-def _results(path: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("SELECT count(*) FROM results").fetchone()[0]
-    except sqlite3.Error:  # not created yet, or busy
-        return 0
-
-
 def test_kill_9_of_the_driver_then_rerun_gives_the_rows_of_an_uninterrupted_run(batch: dict, ray_address: str,
                                                                                 tmp_path: Path) -> None:
     killed = tmp_path / "killed.sqlite"
@@ -136,22 +124,7 @@ def test_kill_9_of_the_driver_then_rerun_gives_the_rows_of_an_uninterrupted_run(
            str(batch["manifest"]), "--model", str(batch["model"]), "--db", str(killed), "--engine", "ray",
            "--address", ray_address, "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    # A guard against a hung run, not a timing check: on a loaded 2-core machine starting the driver and two
-    # actors that each load the model can take minutes.
-    deadline = time.monotonic() + 900
-    try:
-        while _results(killed) < 2:
-            assert proc.poll() is None, f"the batch ended before it could be killed: {proc.stderr.read().decode()}"
-            assert time.monotonic() < deadline, "the batch wrote nothing within 900 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    stored = _results(killed)
+    stored = kill_batch_midway(cmd, killed, env=env)
     assert 2 <= stored < N_GOOD, f"kill landed after {stored} of {N_GOOD} photos"
     with TraitDB(killed) as tdb:
         assert tdb.runs()[0]["status"] == "running"  # killed: nobody marked it
