@@ -275,12 +275,6 @@ class PartShares:
         return float((mask[y0:y1, x0:x1] & inside).sum() / n) if n else 0.0
 
 
-def part_share(part: str | None, region: Region, organism: np.ndarray | None, group: str,
-               located: Mapping[str, np.ndarray] | None = None, whole: str | None = None) -> float | None:
-    """The share of the region's organism pixels on `part` (see PartShares; one call, no caching)."""
-    return PartShares(organism, group, whole, located)(part, region)
-
-
 def apply_region_evidence(table: PhraseTable, candidates: Sequence[Candidate], ev: RegionEvidence | None,
                           regions: Sequence[Region], on_part: Callable[[str | None, Region], float | None]
                           ) -> PhraseTable:

@@ -157,18 +157,21 @@ def test_describe_reports_counterparts_and_region_flags(describe_model_dir, synt
 def test_part_share_says_where_a_region_lies():
     """A region over the left forewing of a spread-wing outline lies on the forewing, not on the hindwing; the
     whole organism always holds it; a part the group cannot locate gives None (cannot be checked)."""
-    from pipeline.evidence import part_share
+    from pipeline.evidence import PartShares
 
     organism = np.zeros((100, 100), dtype=bool)
     organism[10:90, 5:95] = True
     region = Region(index=0, box=Box(5, 10, 30, 35), mass=1.0, area=0.06, peak=1.0)  # upper left
-    fore = part_share("forewing", region, organism, "butterfly")
-    hind = part_share("hindwing", region, organism, "butterfly")
+    fly = PartShares(organism, "butterfly")
+    fore = fly("forewing", region)
+    hind = fly("hindwing", region)
     assert fore is not None and hind is not None and fore > 0.5 > hind
-    assert part_share(None, region, organism, "butterfly") == 1.0
-    assert part_share("whole bird", region, organism, "bird", whole="whole bird") == 1.0
-    assert part_share("crown", region, organism, "bird", whole="whole bird") is None
-    assert part_share("forewing", region, None, "butterfly") is None
+    assert fly(None, region) == 1.0
+    bird = PartShares(organism, "bird", whole="whole bird")
+    assert bird("whole bird", region) == 1.0
+    assert bird("crown", region) is None
+    assert PartShares(organism, "bird", whole="whole bird", located={"crown": organism})("crown", region) == 1.0
+    assert PartShares(None, "butterfly")("forewing", region) is None
 
 
 def test_parts_on_one_located_region_count_as_one_for_diversity():
