@@ -22,9 +22,9 @@ from PIL import Image
 
 from pipeline.cam import CamRequest, default_method, explain, explain_many
 from pipeline.evidence import (
-    FeatureCache,
     PartShares,
     ReferencePhoto,
+    ReferencePhotoCache,
     RegionEvidence,
     apply_region_evidence,
     counterparts,
@@ -293,7 +293,7 @@ class Pipeline:
     def __init__(self, classifier: Any, scorer: Any = "color", expert: Any = None, group: str = "butterfly",
                  model_dir: str | Path | None = None, gamma: float = 0.6, n_regions: int = 3,
                  max_references: int = 16, uncertain_below: float = UNCERTAIN_BELOW, n_controls: int = 8,
-                 device: str = "auto", progress: bool = False) -> None:
+                 device: str = "auto", progress: bool = False, max_reference_species: int = 8) -> None:
         self.classifier = classifier
         self.group = find_group(group).name  # an unknown group fails here, naming the known ones
         # Pixel scorers name colours in the group's palette (birds: CUB's rufous, buff, olive ...).
@@ -306,7 +306,7 @@ class Pipeline:
         self.uncertain_below = uncertain_below
         self.n_controls = n_controls
         self.progress = progress
-        self._reference_photos = FeatureCache()
+        self._reference_photos = ReferencePhotoCache(max_reference_species)
         # Parts found by fitted part concepts (`finer-traits parts fit`), when the model folder has them.
         self.parts = PartLocator.load(self.model_dir)
 

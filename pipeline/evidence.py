@@ -309,7 +309,7 @@ def apply_region_evidence(table: PhraseTable, candidates: Sequence[Candidate], e
     return PhraseTable(rows, table.method).sorted()
 
 
-class FeatureCache:
+class ReferencePhotoCache:
     """The last few species' reference photos with their outlines and features, kept in memory: describing many
     photos against one contrast species loads and encodes its references once."""
 

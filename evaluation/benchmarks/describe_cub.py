@@ -93,9 +93,9 @@ def run(photos: Path, attributes: Path, model: Path, maps: Sequence[str] = ("fin
         limit: int | None = None, scorer: str = "color", top_k: int = 5) -> pd.DataFrame:
     """One row per top-k trait of every (test photo, sibling, maps) description (an empty trait list gives one
     row). Several map kinds are described by one pipeline, so they share its reference photos and caches."""
+    # A family's species are described against each other in turn: keep all their reference photos in memory.
     pipe = AblatedPipeline.load(model, maps="finer", scorer=scorer, expert=attributes, device="cpu",
-                                taxon_group="bird")
-    pipe._reference_photos.max_species = 64  # a family's species are described against each other in turn
+                                taxon_group="bird", max_reference_species=64)
     truth = CubTruth(load_cub(attributes, group="bird"))
     fly = butterfly_words()
     manifest = pd.read_csv(photos / "manifest.csv")
