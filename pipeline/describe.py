@@ -340,15 +340,26 @@ class Pipeline:
         # Controls the scorer cannot read (the colour scorer: random words) become a random part and colour.
         return measurable_controls(cands, self.scorer.supports, self.group), lists
 
-    def _profile_fn(self, cands: Sequence[Any], species: Any = None):
-        """profile(images, phrases) -> scores [n, P], computed exactly as for the described photo (same organism
-        estimate, with the classifier's Grad-CAM for `species` as saliency, one batched pass per call)."""
+    def _profile_fn(self, cands: Sequence[Any], species: Any = None,
+                    outlines: Callable[[], Mapping[str, np.ndarray | None]] | None = None):
+        """profile(images, phrases, paths=None) -> scores [n, P], computed exactly as for the described photo (same
+        organism estimate, with the classifier's Grad-CAM for `species` as saliency, one batched pass per call).
+
+        outlines: path -> organism outline of photos whose outline is already known (the in-memory reference
+        photos), asked for only when a photo with a path is scored; the others get their Grad-CAM here."""
         by_phrase = {c.phrase: c for c in cands}
 
-        def profile(images, phrases):
+        def profile(images, phrases, paths=None):
             chosen = [by_phrase[p] for p in phrases]
-            saliency = self._saliency(images, species) if species is not None else [None] * len(images)
-            organisms = [organism_mask(im, saliency=s) for im, s in zip(images, saliency, strict=False)]
+            known = outlines() if outlines is not None and paths is not None else {}
+            keys = [str(p) for p in paths] if paths is not None else [None] * len(images)
+            organisms = [known.get(k) if k in known else None for k in keys]
+            todo = [i for i, k in enumerate(keys) if k not in known]
+            if todo:
+                batch = [images[i] for i in todo]
+                saliency = self._saliency(batch, species) if species is not None else [None] * len(batch)
+                for i, im, s in zip(todo, batch, saliency, strict=True):
+                    organisms[i] = organism_mask(im, saliency=s)
             return np.stack([image_profile(im, o, chosen, self.scorer, self.group, self._located(im, o))
                              for im, o in zip(images, organisms, strict=True)])
 
@@ -369,7 +380,12 @@ class Pipeline:
 
     def references(self, species: str, cands: Sequence[Any]) -> np.ndarray | None:
         """Reference scores [n_photos, n_candidates] of one species (cached in the model dir)."""
-        return reference_scores(self.model_dir, species, [c.phrase for c in cands], self._profile_fn(cands, species),
+        # Reference photos get their outline once: the region evidence needs the same photos in memory anyway.
+        def outlines() -> dict[str, np.ndarray | None]:
+            return {p.path: p.organism for p in self.reference_photos(species)}
+
+        return reference_scores(self.model_dir, species, [c.phrase for c in cands],
+                                self._profile_fn(cands, species, outlines),
                                 self._cache_key(), max_images=self.max_references, progress=self.progress)
 
     def _species(self, contrast_species: Any, target_species: Any, probs: torch.Tensor) -> tuple[int, int, int]:

@@ -92,7 +92,8 @@ def reference_scores(model_dir: str | Path | None, species: str, phrases: Sequen
                      progress: bool = False, batch_size: int = 16) -> np.ndarray | None:
     """Scores [n_images, n_phrases] of a species' reference photos, or None when it has no usable photos.
 
-    profile(images, phrases) -> scores [n_images, n_phrases] for a batch of PIL photos; only phrases missing
+    profile(images, phrases, paths=...) -> scores [n_images, n_phrases] for a batch of PIL photos (and their
+    paths, so a caller that already knows something about a photo need not recompute it); only phrases missing
     from the cache are computed, on the same photos as before.
     """
     if model_dir is None:
@@ -110,15 +111,16 @@ def reference_scores(model_dir: str | Path | None, species: str, phrases: Sequen
         cols = np.full((len(images), len(missing)), np.nan)
         starts = range(0, len(images), batch_size)
         for start in tqdm(starts, desc=f"reference photos of {species}", disable=not progress, leave=False):
-            chunk, rows = [], []
+            chunk, rows, paths = [], [], []
             for i, path in enumerate(images[start:start + batch_size], start=start):
                 try:
                     chunk.append(load_image(path))
                     rows.append(i)
+                    paths.append(path)
                 except Exception as exc:  # noqa: BLE001 - one unreadable reference photo must not stop describe
                     log.warning("Skipping reference photo %s (%s)", path, exc)
             if chunk:
-                cols[rows] = profile(chunk, missing)
+                cols[rows] = profile(chunk, missing, paths=paths)
         for j, p in enumerate(missing):
             entry["scores"][p] = [None if not np.isfinite(v) else float(v) for v in cols[:, j]]
         cache.data[species] = entry

@@ -23,6 +23,7 @@ from pipeline.evidence import (
     region_descriptor,
     region_statistics,
 )
+from pipeline.images import load_image
 from pipeline.masks import Box
 from pipeline.models import load_classifier
 from pipeline.regions import Region
@@ -184,3 +185,34 @@ def test_parts_on_one_located_region_count_as_one_for_diversity():
     assert not rel.related("crown", "breast")
     assert not PartRelations("bird").related("crown", "nape")
     assert rel.related("head", "crown")  # the hierarchy still holds
+
+
+def test_a_cold_describe_outlines_each_reference_photo_once(describe_model_dir, synthetic_species_dir, tmp_path,
+                                                             one_torch_thread, monkeypatch):
+    """On an empty reference cache the reference scores and the region matching share one Grad-CAM outline per
+    reference photo (they were computed twice), and the scores are the ones the old path gave."""
+    import shutil
+
+    from pipeline.references import reference_images
+
+    model = tmp_path / "model"
+    shutil.copytree(describe_model_dir, model, ignore=shutil.ignore_patterns("reference-scores*"))
+    pair = pd.read_csv(synthetic_species_dir / "pairs.csv").iloc[0]
+    target, sibling = pair["species_a"], pair["species_b"]
+    m = pd.read_csv(synthetic_species_dir / "manifest.csv")
+    photo = synthetic_species_dir / m[(m["species"] == target) & (m["split"] == "test")]["image"].iloc[0]
+    pipe = Pipeline.load(model, scorer="color", device="cpu")
+    seen: list[int] = []
+    saliency = Pipeline._saliency
+    monkeypatch.setattr(Pipeline, "_saliency", lambda self, images, species: seen.append(len(images))
+                        or saliency(self, images, species))
+    pipe.describe(photo, sibling, target_species=target)
+    n_refs = sum(len(reference_images(model, s, max_images=pipe.max_references)) for s in (target, sibling))
+    assert n_refs > 0 and sum(seen) == n_refs
+    # The shared outline gives the reference scores an outline of its own would: the same numbers.
+    cands, _ = pipe._candidates(target, sibling, [target, sibling])
+    cached = pipe.references(sibling, cands)
+    fresh = Pipeline.load(model, scorer="color", device="cpu")
+    images = [load_image(p) for p in reference_images(model, sibling, max_images=pipe.max_references)]
+    own = fresh._profile_fn(cands, sibling)(images, [c.phrase for c in cands])
+    np.testing.assert_allclose(cached, own, atol=1e-9, equal_nan=True)
