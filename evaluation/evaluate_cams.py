@@ -111,13 +111,14 @@ def _subset(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
     return shuffled.sort_values(["_k", "species"]).head(limit).drop(columns="_k").reset_index(drop=True)
 
 
-def _read_split(data_dir: Path, split: str) -> pd.DataFrame:
-    manifest = data_dir / "manifest.csv"
+def _read_split(data_dir: Path, split: str, manifest: Path | None = None) -> pd.DataFrame:
+    # manifest: another split of the same photos (e.g. a cross-fitting fold); default DATA/manifest.csv.
+    manifest = manifest or data_dir / "manifest.csv"
     if not manifest.is_file():
         raise DatasetError(f"{data_dir} has no manifest.csv.", "Pass the dataset folder that holds manifest.csv.")
     frame = read_dataset(data_dir, manifest).split(split)
     if frame.empty:
-        raise DatasetError(f"The {split!r} split of {data_dir} is empty.", "Use --split train, or check the manifest.")
+        raise DatasetError(f"The {split!r} split of {manifest} is empty.", "Use --split train, or check the manifest.")
     return frame.copy()
 
 
@@ -154,10 +155,12 @@ def synthetic_eval_set(data_dir: str | Path, classifier, split: str = "test", li
 
 
 def leeds_eval_set(data_dir: str | Path, classifier, pairs: Sequence[tuple[str, str]] = LEEDS_PAIRS,
-                   split: str = "test", limit: int | None = None, seed: int = 0) -> EvalSet:
-    """Test photos of the species in `pairs`, each explained against its partner (both directions)."""
+                   split: str = "test", limit: int | None = None, seed: int = 0,
+                   manifest: str | Path | None = None) -> EvalSet:
+    """Test photos of the species in `pairs`, each explained against its partner (both directions); `manifest`
+    replaces DATA/manifest.csv (a fold of a cross-fitted evaluation)."""
     data_dir = Path(data_dir)
-    frame = _read_split(data_dir, split)
+    frame = _read_split(data_dir, split, Path(manifest) if manifest else None)
     rows = []
     for a, b in pairs:
         for target, contrast in ((a, b), (b, a)):

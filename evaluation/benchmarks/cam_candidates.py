@@ -54,19 +54,20 @@ def stride16_layer(classifier) -> str:
     return "backbone." + [f["module"] for f in info if int(f["reduction"]) == 16][-1]
 
 
-def train_models(name: str, data: Path, manifest: Path, out: Path, device: str) -> dict[str, Path]:
-    """One classifier per head type on a dataset (skipped when its card exists)."""
+def train_model(data: Path, manifest: Path, folder: Path, head: str, device: str) -> Path:
+    """A classifier with the default training settings in `folder` (skipped when its card exists)."""
     from pipeline.train import train_classifier
 
-    folders = {}
-    for head in HEADS:
-        folder = out / "models" / f"{name}-{head}"
-        if not (folder / "card.json").is_file():
-            t0 = time.perf_counter()
-            report = train_classifier(data, folder, manifest=manifest, head=head, device=device)
-            print(f"{name} {head}: test accuracy {report.accuracy:.4f} in {time.perf_counter() - t0:.0f} s", flush=True)
-        folders[head] = folder
-    return folders
+    if not (folder / "card.json").is_file():
+        t0 = time.perf_counter()
+        report = train_classifier(data, folder, manifest=manifest, head=head, device=device)
+        print(f"{folder.name}: test accuracy {report.accuracy:.4f} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return folder
+
+
+def train_models(name: str, data: Path, manifest: Path, out: Path, device: str) -> dict[str, Path]:
+    """One classifier per head type on a dataset (skipped when its card exists)."""
+    return {head: train_model(data, manifest, out / "models" / f"{name}-{head}", head, device) for head in HEADS}
 
 
 def run(synthetic: Path | None, leeds: Path | None, out: Path, limit: int | None = 150,
