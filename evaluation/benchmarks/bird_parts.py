@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from pipeline.parts import (
     region_shares,
     work_image,
 )
+from pipeline.paths import data_root
 from pipeline.scorers.color import base_colours
 from traits.cub import load_cub
 from traits.scores import wilson_interval
@@ -49,11 +49,6 @@ PARTS = ("crown", "forehead", "nape", "throat", "eye", "bill", "breast", "belly"
          "wing", "primaries", "tail", "upper tail", "under tail", "leg")
 MIN_SHARE = 0.30  # a colour counts as the species' colour of a part from this share of CUB's photos
 ARMS = ("located", "whole", "random_concept", "random_blob")
-
-
-def data_root() -> Path:
-    """FINER_TRAITS_DATA, default ../shared/data."""
-    return Path(os.environ.get("FINER_TRAITS_DATA", "../shared/data"))
 
 
 def load_photos(classifier: torch.nn.Module, manifest: pd.DataFrame, root: Path, cache: Path | None) -> PhotoSet:
@@ -173,8 +168,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    data = args.data or data_root() / "cub-photos"
-    cub = load_cub(args.expert or data_root() / "cub-attributes", GROUP)
+    root = data_root()
+    if root is None and (args.data is None or args.expert is None):
+        raise SystemExit("CUB data not found: set FINER_TRAITS_DATA or pass --data and --expert.")
+    data = args.data or root / "cub-photos"
+    cub = load_cub(args.expert or root / "cub-attributes", GROUP)
     part_colours = {c: cub.part_colours(c) for c in cub.classes}
     clf = load_classifier(args.model, device="cpu")
     manifest = pd.read_csv(data / "manifest.csv")
