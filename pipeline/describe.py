@@ -29,6 +29,8 @@ from pipeline.evidence import (
     apply_region_evidence,
     counterparts,
     feature_grids,
+    matching_features,
+    matching_layers,
     score_counterparts,
 )
 from pipeline.images import is_achromatic, load_image
@@ -410,10 +412,12 @@ class Pipeline:
         Grad-CAM stays at the last layer, where it marks the whole organism for the outline. The web app calls
         this to redraw the maps of a stored result."""
         finer_method = default_method(self.classifier)
+        # The same forward pass keeps the layers region matching reads (CamResult.activations).
         cams = explain_many(self.classifier, img, [
             CamRequest(method="gradcam", target=t_idx),
             CamRequest(method=finer_method, target=t_idx, contrast=c_idx, gamma=self.gamma),
-            CamRequest(method=finer_method, target=c_idx, contrast=t_idx, gamma=self.gamma)])
+            CamRequest(method=finer_method, target=c_idx, contrast=t_idx, gamma=self.gamma)],
+            keep=matching_layers(self.classifier))
         names = ("gradcam", "finer", "finer_reverse")
         return {name: r.maps[0].numpy().astype(np.float32) for name, r in zip(names, cams, strict=False)}, cams
 
@@ -470,7 +474,10 @@ class Pipeline:
                              "traits are ranked by region-vs-organism contrast only and have no direction.")
         table = rank_phrases(cands, profile, whole, per_region, contrast_ref, target_ref,
                              floor_shown=shown_floor(self.scorer), absent_below=absent_threshold(self.scorer))
-        evidence = self.region_evidence(img, organism, regions, cands, per_region, target, contrast)
+        layers = matching_layers(clf)
+        kept = cams[0].activations if cams and all(ly in cams[0].activations for ly in layers) else None
+        features = matching_features(kept, layers)[0] if kept is not None else None
+        evidence = self.region_evidence(img, organism, regions, cands, per_region, target, contrast, features)
         table = apply_region_evidence(table, cands, evidence, regions,
                                       PartShares(organism, self.group, whole=find_group(self.group).whole_part,
                                                  located=located))
@@ -502,15 +509,18 @@ class Pipeline:
         return self._reference_photos.get(species, build)
 
     def region_evidence(self, img: Image.Image, organism: np.ndarray | None, regions: Sequence[Region],
-                        cands: Sequence[Any], per_region: np.ndarray, target: str, contrast: str
-                        ) -> RegionEvidence | None:
+                        cands: Sequence[Any], per_region: np.ndarray, target: str, contrast: str,
+                        features: torch.Tensor | None = None) -> RegionEvidence | None:
         """Each region's counterparts on the contrast (and target) species' reference photos, found by matching
-        the classifier's features, and every phrase scored on them; None without regions or contrast references."""
+        the classifier's features, and every phrase scored on them; None without regions or contrast references.
+        features: the photo's matching features when the CAM pass kept them (else one forward pass here)."""
         contrast_refs = self.reference_photos(contrast)
         if not regions or not contrast_refs:
             return None
         refs = [(contrast, r) for r in contrast_refs] + [(target, r) for r in self.reference_photos(target)]
-        found = counterparts(img, organism, feature_grids(self.classifier, [img])[0], regions, refs)
+        if features is None:
+            features = feature_grids(self.classifier, [img])[0]
+        found = counterparts(img, organism, features, regions, refs)
         by_path = {r.path: r for _, r in refs}
         return score_counterparts(self.scorer, img, organism, regions, found, by_path, cands, contrast, per_region)
 

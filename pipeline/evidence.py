@@ -18,13 +18,13 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from pipeline.cam.base import capture
 from pipeline.cam.reshape import to_grid, token_layout
 from pipeline.masks import Box
 from pipeline.regions import Region, core_box, masked_crop, part_mask
@@ -91,33 +91,27 @@ def matching_layers(classifier: torch.nn.Module) -> list[str]:
     return layers[:2] if len(layers) >= 2 else [classifier.default_cam_layer()]
 
 
-def _keep(store: dict, name: str, module: torch.nn.Module, inputs, output) -> None:
-    store[name] = output
-
-
 @torch.no_grad()
 def feature_grids(classifier: torch.nn.Module, images: Sequence[Image.Image],
                   layers: Sequence[str] | None = None) -> list[torch.Tensor]:
-    """Per image, the matching features [K, h, w] (the layers' grids resized to the finest, each unit length
-    along its channels, concatenated, then unit length again), from one forward pass over the batch."""
+    """Per image, the matching features [K, h, w] (see matching_features), from one forward pass over the batch."""
     layers = list(layers or matching_layers(classifier))
-    modules = dict(classifier.named_modules())
-    outs: dict[str, torch.Tensor] = {}
-    handles = [modules[name].register_forward_hook(partial(_keep, outs, name)) for name in layers]
     x = classifier.prepare(list(images))
-    try:
+    with capture(classifier, layers, with_grad=False) as outs:
         classifier(x)
-    finally:
-        for h in handles:
-            h.remove()
-    grids = []
-    for name in layers:
-        prefix, patch = token_layout(classifier, name)
-        grids.append(to_grid(outs[name].float(), x.shape[0], tuple(x.shape[-2:]), prefix, patch))
-    size = max((g.shape[-2:] for g in grids), key=lambda s: s[0] * s[1])
-    grids = [F.normalize(F.interpolate(g, size=size, mode="bilinear", align_corners=False), dim=1) for g in grids]
-    feats = F.normalize(torch.cat(grids, dim=1), dim=1).cpu()
-    return list(feats)
+    grids = {name: to_grid(outs[name].float(), x.shape[0], tuple(x.shape[-2:]), *token_layout(classifier, name))
+             for name in layers}
+    return matching_features(grids, layers)
+
+
+def matching_features(grids: Mapping[str, torch.Tensor], layers: Sequence[str]) -> list[torch.Tensor]:
+    """Per image, the matching features [K, h, w] from the layers' activation grids [N, C, h, w] (each resized to
+    the finest grid, unit length along its channels, concatenated, then unit length again): the grids of a
+    forward pass already run (a CAM's, kept with explain_many(keep=...)) or of feature_grids' own."""
+    chosen = [grids[name].float() for name in layers]
+    size = max((g.shape[-2:] for g in chosen), key=lambda s: s[0] * s[1])
+    chosen = [F.normalize(F.interpolate(g, size=size, mode="bilinear", align_corners=False), dim=1) for g in chosen]
+    return list(F.normalize(torch.cat(chosen, dim=1), dim=1).cpu())
 
 
 def _grid_weights(mask: np.ndarray, grid: tuple[int, int]) -> torch.Tensor:

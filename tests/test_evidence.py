@@ -51,6 +51,22 @@ def test_feature_grids_are_unit_length_per_location(classifier, synthetic_specie
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)
 
 
+def test_the_cam_pass_keeps_the_matching_features(classifier, synthetic_species_dir):
+    """explain_many(keep=...) carries the matching layers' grids from its own forward pass: they give exactly the
+    features a separate feature_grids pass gives, so describe needs no second pass for region matching."""
+    from pipeline.cam import CamRequest, explain_many
+    from pipeline.evidence import matching_features, matching_layers
+
+    img = _photo(synthetic_species_dir, "Synthia aurantiaca")
+    layers = matching_layers(classifier)
+    cams = explain_many(classifier, img, [CamRequest(method="gradcam"), CamRequest(method="finer", target=0)],
+                        keep=layers)
+    assert set(cams[0].activations) == set(layers) and cams[1].activations.keys() == cams[0].activations.keys()
+    kept = matching_features(cams[0].activations, layers)[0]
+    torch.testing.assert_close(kept, feature_grids(classifier, [img])[0], atol=1e-5, rtol=1e-5)
+    assert explain_many(classifier, img, [CamRequest(method="gradcam")])[0].activations == {}  # nothing unasked
+
+
 def test_a_region_is_found_again_on_a_shifted_copy(classifier, synthetic_species_dir):
     """Matching by features follows the content: on a translated copy of the photo the counterpart of a region
     moves with it (to within about one feature cell)."""
@@ -191,6 +207,7 @@ def test_a_cold_describe_outlines_each_reference_photo_once(describe_model_dir, 
                                                              one_torch_thread, monkeypatch):
     """On an empty reference cache the reference scores and the region matching share one Grad-CAM outline per
     reference photo (they were computed twice), and the scores are the ones the old path gave."""
+    import importlib
     import shutil
 
     from pipeline.references import reference_images
@@ -206,9 +223,15 @@ def test_a_cold_describe_outlines_each_reference_photo_once(describe_model_dir, 
     saliency = Pipeline._saliency
     monkeypatch.setattr(Pipeline, "_saliency", lambda self, images, species: seen.append(len(images))
                         or saliency(self, images, species))
+    matched: list[int] = []  # photos given their own forward pass for region matching
+    describe_module = importlib.import_module("pipeline.describe")  # the package's `describe` is the function
+    grids = describe_module.feature_grids
+    monkeypatch.setattr(describe_module, "feature_grids", lambda clf, images, *a: matched.append(len(images))
+                        or grids(clf, images, *a))
     pipe.describe(photo, sibling, target_species=target)
     n_refs = sum(len(reference_images(model, s, max_images=pipe.max_references)) for s in (target, sibling))
     assert n_refs > 0 and sum(seen) == n_refs
+    assert sum(matched) == n_refs  # the described photo's features came with its CAM pass
     # The shared outline gives the reference scores an outline of its own would: the same numbers.
     cands, _ = pipe._candidates(target, sibling, [target, sibling])
     cached = pipe.references(sibling, cands)

@@ -29,9 +29,11 @@ def _check(classifier) -> None:
 
 
 def explain_many(classifier: Classifier, images, requests: Sequence[CamRequest | Mapping],
-                 layer: str | Sequence[str] | None = None, fast: bool | None = None) -> list[CamResult]:
+                 layer: str | Sequence[str] | None = None, fast: bool | None = None,
+                 keep: Sequence[str] = ()) -> list[CamResult]:
     """Several maps per image (e.g. Grad-CAM, Finer A-vs-B, Finer B-vs-A) from one forward pass and at most
-    one batched backward pass. requests: CamRequest objects or dicts of explain()'s keyword arguments."""
+    one batched backward pass. requests: CamRequest objects or dicts of explain()'s keyword arguments; keep:
+    layers whose activation grids the results also carry (CamResult.activations)."""
     _check(classifier)
     reqs = [r if isinstance(r, CamRequest) else CamRequest(**dict(r)) for r in requests]
     if not reqs:
@@ -39,7 +41,7 @@ def explain_many(classifier: Classifier, images, requests: Sequence[CamRequest |
     if layer is not None:
         reqs = [r if r.layer is not None else CamRequest(**{**r.__dict__, "layer": layer}) for r in reqs]
     x = classifier.prepare(images)
-    return run(classifier, x, reqs, classifier.index, classifier.default_cam_layer, fast=fast)
+    return run(classifier, x, reqs, classifier.index, classifier.default_cam_layer, fast=fast, keep=keep)
 
 
 def explain(classifier: Classifier, images, target=None, contrast=None, method: str = "finer",

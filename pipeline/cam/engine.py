@@ -41,6 +41,9 @@ class CamResult:
     gamma: float = 0.0
     weighting: str = "uniform"
     layers: list[str] = field(default_factory=list)
+    # Activation grids [N, C, h, w] of layers the caller asked to keep (explain_many's keep=): what else needs
+    # them (region matching in describe) then costs no second forward pass.
+    activations: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -100,8 +103,9 @@ def _plan(model: nn.Module, req: CamRequest, default_layer: Callable[[], str]) -
 
 
 def run(model: nn.Module, x: torch.Tensor, requests: Sequence[CamRequest], index: Callable[[int | str], int],
-        default_layer: Callable[[], str], fast: bool | None = None) -> list[CamResult]:
-    """Core: normalised batch x on the model's device -> one CamResult per request."""
+        default_layer: Callable[[], str], fast: bool | None = None, keep: Sequence[str] = ()) -> list[CamResult]:
+    """Core: normalised batch x on the model's device -> one CamResult per request (each also carrying the
+    activation grids of the `keep` layers, from the same forward pass)."""
     plans = [_plan(model, r, default_layer) for r in requests]
     if x.ndim != 4 or x.shape[0] == 0:
         raise BadValueError(f"Expected a non-empty image batch [N, 3, H, W], got shape {tuple(x.shape)}.",
@@ -109,12 +113,12 @@ def run(model: nn.Module, x: torch.Tensor, requests: Sequence[CamRequest], index
     with torch.inference_mode(False), eval_mode(model):
         if x.is_inference():
             x = x.clone()
-        return _run(model, x, plans, index, fast)
+        return _run(model, x, plans, index, fast, tuple(keep))
 
 
-def _run(model, x, plans: list[_Plan], index, fast: bool | None) -> list[CamResult]:
+def _run(model, x, plans: list[_Plan], index, fast: bool | None, keep: tuple[str, ...] = ()) -> list[CamResult]:
     n, size = x.shape[0], tuple(x.shape[-2:])
-    all_layers = list(dict.fromkeys(ly for p in plans for ly in p.layers))
+    all_layers = list(dict.fromkeys([*(ly for p in plans for ly in p.layers), *keep]))
     grad_layers = list(dict.fromkeys(ly for p in plans if p.base in M.GRADIENT_METHODS for ly in p.layers))
     weights = {ly: fastpath.head_weight(model, ly) for ly in grad_layers} if fast is not False else {}
     weights = {ly: w for ly, w in weights.items() if w is not None}
@@ -132,7 +136,7 @@ def _run(model, x, plans: list[_Plan], index, fast: bool | None) -> list[CamResu
     if any(not fastpath.consistent(model, grids, ly, logits_d) for ly in weights):
         if fast:
             raise LayerError("The fast path does not reproduce this model's logits.", "Call with fast=None or False.")
-        return _run(model, x, plans, index, fast=False)
+        return _run(model, x, plans, index, False, keep)
 
     resolved = [T.resolve(logits_d, index, p.req.target, p.req.contrast, p.req.references, p.finer) for p in plans]
     gammas = [float(p.req.gamma) if p.finer else 0.0 for p in plans]
@@ -145,6 +149,7 @@ def _run(model, x, plans: list[_Plan], index, fast: bool | None) -> list[CamResu
         g = fastpath.fast_grads(w.detach().float(), torch.stack([vecs[i] for i in order]), grids[ly])
         grads[ly] = {i: g[j] for j, i in enumerate(order)}
 
+    kept = {ly: grids[ly].detach().cpu() for ly in keep}
     masked: dict[str, torch.Tensor] = {}
     results = []
     for i, p in enumerate(plans):
@@ -165,7 +170,7 @@ def _run(model, x, plans: list[_Plan], index, fast: bool | None) -> list[CamResu
         final = R.combine(maps) if p.refine else maps[0]
         results.append(CamResult(maps=final.cpu(), raw=raws[0].detach().cpu(), logits=logits_d.cpu(),
                                  target_idx=tgt, reference_idx=refs, method=p.name, gamma=gammas[i],
-                                 weighting=p.req.weighting, layers=list(p.layers)))
+                                 weighting=p.req.weighting, layers=list(p.layers), activations=kept))
     return results
 
 
