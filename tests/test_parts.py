@@ -205,3 +205,24 @@ def test_fit_on_cub_photos(classifier):
     i = next(j for j, o in enumerate(photos.organisms) if o is not None)
     masks = locator.locate(photos.images[i], photos.organisms[i], classifier)
     assert not set(masks) & set(unlocated)
+
+
+def test_colour_ceiling_ranks_the_largest_shown_differences_once_per_region():
+    """The ceiling benchmark's ideal ranker: the largest |difference| first, signed, only where a side shows the
+    colour, and parts measured on one located region are one candidate (describe counts them once)."""
+    from evaluation.benchmarks.cub_colour_ceiling import WHOLE, candidate_parts, part_shares, top_traits
+
+    diff = np.array([[0.30, -0.50, 0.01], [0.0, 0.20, -0.40]])
+    shown = np.array([[True, True, True], [True, False, True]])
+    assert top_traits(diff, shown, k=3) == [(0, 1, "-"), (1, 2, "-"), (0, 0, "+")]
+    assert top_traits(diff, np.zeros_like(shown)) == []  # nothing shown, nothing claimed
+    locator = PartLocator(tap="blocks.4", components=np.ones((3, 2)), scale=np.ones(3),
+                          parts={"crown": (0, 1), "nape": (0, 1), "breast": (2,)})
+    parts = candidate_parts(locator)
+    assert parts == {WHOLE: (), "breast": (2,), "crown": (0, 1)}
+    counts = np.zeros((1, 4, 2))
+    counts[0, 0] = [4, 0]   # concept 0: colour 0
+    counts[0, 2] = [0, 2]   # concept 2: colour 1
+    counts[0, 3] = [4, 2]   # the whole organism
+    shares = part_shares(counts, parts)
+    np.testing.assert_allclose(shares[0], [[4 / 6, 2 / 6], [0, 1], [1, 0]])
