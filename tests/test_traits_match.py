@@ -37,6 +37,28 @@ def test_expert_differences_sets():
     assert same == []
 
 
+def test_a_colour_on_a_coarser_part_covers_the_finer_part():
+    """'Black above' (wing) already says the forewing patch is black: a black forewing spot of the other species is
+    no difference, so a trait 'more black on the forewing spot' is not contradicted by it. Only colours inherit,
+    only downwards, only the same colour, and only on a compatible side."""
+    red_admiral = [Trait("wing", "colour", "black", side="upper"), Trait("wing", "colour", "brown", side="under")]
+    painted_lady = [Trait("wing", "colour", "orange", side="upper"), Trait("forewing spot", "colour", "black"),
+                    Trait("forewing", "colour", "black", side="under"), Trait("hindwing tail", "shape", "short")]
+    got = {(d.trait.key, d.direction) for d in expert_differences(red_admiral, painted_lady, "butterfly")}
+    assert got == {(("wing", "colour", "black"), "+"),  # finer black on the other side covers nothing coarser
+                   (("wing", "colour", "brown"), "+"), (("wing", "colour", "orange"), "-"),
+                   (("forewing", "colour", "black"), "-"),  # black below is not covered by black above
+                   (("hindwing tail", "shape", "short"), "-")}
+    [c] = check([D("forewing spot", "colour", "black", "+")], red_admiral, painted_lady, group="butterfly")
+    assert c.status != "contradicted"
+    # A shape does not inherit: a long-tailed hindwing says nothing about a 'short' statement on its tail.
+    assert expert_differences([Trait("hindwing", "shape", "short")], [Trait("hindwing tail", "shape", "short")],
+                              "butterfly") != []
+    # Orange wings do not cover an orange-red band: a field mark of its own.
+    assert expert_differences([Trait("wing", "colour", "orange")], [Trait("forewing band", "colour", "orange-red")],
+                              "butterfly") != []
+
+
 def test_tiers():
     assert part_tier("forewing", "forewing", "butterfly") == "exact"
     assert part_tier("wing", "forewing tip", "butterfly") == "coarser"

@@ -41,11 +41,26 @@ def _sides_compatible(a: str | None, b: str | None) -> bool:
     return a is None or b is None or a == b
 
 
-def expert_differences(list_a: TraitList | Iterable[Trait], list_b: TraitList | Iterable[Trait]) -> list[TraitDifference]:
+def _shared(t: Trait, u: Trait, group: str | None) -> bool:
+    """Whether the other list's trait u says what t says: the same (part, attribute, value) on a compatible side,
+    or, for colours, the same colour on a coarser part ('black wings' covers 'black forewing spot': a species
+    black above has black where the other has a black patch). The same colour, not the same family: orange
+    wings do not cover an orange-red band, which is a field mark of its own."""
+    if not _sides_compatible(t.side, u.side):
+        return False
+    if u.key == t.key:
+        return True
+    return (t.attribute == u.attribute == "colour" and t.value == u.value
+            and part_tier(t.part, u.part, group) == "finer")
+
+
+def expert_differences(list_a: TraitList | Iterable[Trait], list_b: TraitList | Iterable[Trait],
+                       group: str | None = None) -> list[TraitDifference]:
     """Differences of A vs B from two expert lists: traits of A absent from B ('+'), of B absent from A ('-').
 
     A trait counts as shared when the other list has the same (part, attribute, value) on a compatible side
-    (an unstated side is compatible with either).
+    (an unstated side is compatible with either), or the same colour family on that part or a coarser one
+    (parts of the taxon group, every group's when None).
     """
     ta, tb = _traits(list_a), _traits(list_b)
     name_a, name_b = _taxon(list_a), _taxon(list_b)
@@ -53,7 +68,7 @@ def expert_differences(list_a: TraitList | Iterable[Trait], list_b: TraitList | 
     seen: set[tuple] = set()
     for mine, other, direction in ((ta, tb, "+"), (tb, ta, "-")):
         for t in mine:
-            if any(u.key == t.key and _sides_compatible(t.side, u.side) for u in other):
+            if any(_shared(t, u, group) for u in other):
                 continue
             k = (t.key, t.side, direction)
             if k in seen:
@@ -193,7 +208,7 @@ def check(generated: Iterable[TraitDifference], expert_a: TraitList | Iterable[T
           expert_b: TraitList | Iterable[Trait], group: str | None = None,
           similarity: Similarity | None = token_overlap) -> list[CheckedTrait]:
     """Mark each generated difference (target = A, contrast = B) confirmed / contradicted / new."""
-    experts = expert_differences(expert_a, expert_b)
+    experts = expert_differences(expert_a, expert_b, group)
     ta, tb = _traits(expert_a), _traits(expert_b)
     out = []
     for gen in generated:

@@ -38,7 +38,7 @@ def run(leeds: Path, model: Path, scorer: str = "color", pairs=PAIRS, limit: int
     manifest = pd.read_csv(leeds / "manifest.csv")
     rows = []
     for target, contrast in pairs:
-        expert = expert_differences(pipe.expert[target], pipe.expert[contrast])
+        expert = expert_differences(pipe.expert[target], pipe.expert[contrast], group="butterfly")
         photos = manifest[(manifest["scientific_name"] == target) & (manifest["split"] == "test")]["image"].tolist()
         for photo in tqdm(photos[:limit], desc=f"{target} vs {contrast}"):
             t0 = time.perf_counter()
