@@ -139,7 +139,7 @@ def test_transformers_clip_scorer_with_a_tiny_random_model(tmp_path):
     # describe() reads the same settings as for open_clip: value log-probabilities at the model's own temperature,
     # side crops at several framings; both are part of the reference cache key.
     assert scorer.value_scores == "logprob" and scorer.crop_pads == (0.1, 0.3, 0.5)
-    assert scorer.logit_scale == pytest.approx(float(scorer.model.logit_scale.exp()))
+    assert scorer.logit_scale == pytest.approx(float(scorer.model.logit_scale.detach().exp()))
     assert "|pads=0.1,0.3,0.5|values=logprob|" in scorer.cache_id
 
 
