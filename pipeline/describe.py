@@ -59,7 +59,7 @@ from traits.match import check
 from traits.model import TraitDifference
 from traits.names import normalise_name
 from traits.version import __version__
-from traits.vocab import PartVocab, load_vocab
+from traits.vocab import PartVocab, load_vocab, normalise_side
 from traits.vocab import taxon_group as find_group
 
 CONFIDENCES = ("strong", "moderate", "weak")
@@ -280,6 +280,11 @@ def check_statuses(differences: list[Any], expert_target: Any, expert_contrast: 
     return [getattr(c, "status", None) for c in checked]
 
 
+def _on_side(trait: Any, side: str | None) -> Any:
+    """The trait as seen on a known side of the organism (unchanged when the side is not known)."""
+    return trait.with_(side=side) if side is not None else trait
+
+
 def working_image(img: Image.Image) -> Image.Image:
     """The photo at the size describe() works on (longest side at most MAX_WORK_SIDE): region boxes are in its
     pixels, so anything that draws them over the photo shows it at this size."""
@@ -422,11 +427,17 @@ class Pipeline:
         return {name: r.maps[0].numpy().astype(np.float32) for name, r in zip(names, cams, strict=False)}, cams
 
     # -- the five stages -----------------------------------------------------------------------------------
-    def describe(self, image: Any, contrast_species: Any, target_species: Any = None, top_k: int = 5) -> DescribeResult:
-        """Describe how the pictured species differs from contrast_species (see the module docstring)."""
+    def describe(self, image: Any, contrast_species: Any, target_species: Any = None, top_k: int = 5,
+                 side: str | None = None) -> DescribeResult:
+        """Describe how the pictured species differs from contrast_species (see the module docstring).
+
+        side: which side of the organism the photo shows ('upper' / 'under', or a field guide's word for it:
+        above, dorsal, below, ventral ...), when known: the traits carry it, and the expert lists' statements about
+        the other side are then not checked against them. None: not known, every statement applies."""
         t0 = time.perf_counter()
         if not isinstance(top_k, int) or top_k < 1:
             raise BadValueError(f"top_k must be a positive whole number (got {top_k!r}).", "Use e.g. top_k=5.")
+        side = normalise_side(side)
         img = load_image(image)
         warnings_: list[str] = []
         if max(img.size) > MAX_WORK_SIDE:
@@ -486,8 +497,9 @@ class Pipeline:
 
         # 5. Words: traits with evidence and expert status, then the paragraph.
         words = self._words(table, chosen, lists, (target, contrast), lambda r: r.effect,
-                            (clf.label(t_idx), clf.label(c_idx)), p_target, uncertain, clf.label(pred))
+                            (clf.label(t_idx), clf.label(c_idx)), p_target, uncertain, clf.label(pred), side=side)
         provenance = self._provenance(cams[1], time.perf_counter() - t0, contrast_ref, target_ref, table)
+        provenance["side"] = side
         return DescribeResult(text=words.text, traits=words.traits, regions=regions, maps=maps, provenance=provenance,
                               target_species=target, contrast_species=contrast, target_probability=p_target,
                               uncertain=uncertain, controls=words.controls, warnings=warnings_, image=img,
@@ -527,15 +539,16 @@ class Pipeline:
     def _words(self, table: PhraseTable, chosen: PhraseTable, lists: Sequence[Any],
                species: tuple[str, str], score_of: Callable[[PhraseScore], float], labels: tuple[str, str],
                target_probability: float | None = None, uncertain: bool = False,
-               predicted_label: str | None = None) -> Words:
+               predicted_label: str | None = None, side: str | None = None) -> Words:
         """Stage 5, shared by describe and describe_pair: the chosen rows as expert-checked evidence (their
-        differences scored by `score_of`), the table's controls, and the paragraph about labels[0] vs labels[1]."""
+        differences scored by `score_of`), the table's controls, and the paragraph about labels[0] vs labels[1].
+        side: the side of the organism the photos show, when known; the traits carry it (see describe)."""
         target, contrast = species
-        diffs = [TraitDifference(trait=r.trait, direction=r.direction, target=target, contrast=contrast,
-                                 score=float(score_of(r)), phrase=r.phrase)
+        diffs = [TraitDifference(trait=_on_side(r.trait, side), direction=r.direction, target=target,
+                                 contrast=contrast, score=float(score_of(r)), phrase=r.phrase)
                  for r in chosen]
         statuses = check_statuses(diffs, lists[0], lists[1], self.group)
-        traits_out = [self._evidence(r, rank, status) for rank, (r, status)
+        traits_out = [self._evidence(r, rank, status, side) for rank, (r, status)
                       in enumerate(zip(chosen, statuses, strict=False), start=1)]
         controls = [self._evidence(r, 0, None) for r in table.controls]
         clauses = [Clause(part=e.trait.part, attribute=e.trait.attribute, value=e.trait.value, direction=e.direction,
@@ -544,9 +557,9 @@ class Pipeline:
         text = compose_paragraph(labels[0], labels[1], clauses, target_probability, uncertain, predicted_label)
         return Words(traits=traits_out, controls=controls, text=text)
 
-    def _evidence(self, row: PhraseScore, rank: int, status: str | None) -> TraitEvidence:
+    def _evidence(self, row: PhraseScore, rank: int, status: str | None, side: str | None = None) -> TraitEvidence:
         contrast = row.contrast_score
-        return TraitEvidence(trait=row.trait, phrase=row.phrase, region=row.region, score=float(row.score),
+        return TraitEvidence(trait=_on_side(row.trait, side), phrase=row.phrase, region=row.region, score=float(row.score),
                              contrast_score=None if not np.isfinite(contrast) else float(contrast),
                              direction=row.direction, confidence=row.confidence, expert_status=status,
                              rank=rank, effect=float(row.effect), control=row.control,
@@ -612,15 +625,16 @@ _DEFAULT: dict[tuple, Pipeline] = {}
 
 def describe(image: Any, contrast_species: Any, model: str | Path | Pipeline | None = None,
              target_species: Any = None, top_k: int = 5, expert: Any = None, scorer: str = "color",
-             taxon_group: str | None = None) -> DescribeResult:
+             taxon_group: str | None = None, side: str | None = None) -> DescribeResult:
     """Describe how the species in `image` differs from `contrast_species`.
 
     model: a model folder (from `finer-traits train`) or a Pipeline; default: the FINER_TRAITS_MODEL setting.
     taxon_group: 'butterfly', 'bird', ... (`finer-traits groups`); default the model card's group.
+    side: 'upper' / 'under' (above, dorsal / below, ventral) when the photo's side is known (Pipeline.describe).
     The loaded pipeline is kept for the next call with the same model, scorer and expert source.
     """
     if isinstance(model, Pipeline):
-        return model.describe(image, contrast_species, target_species=target_species, top_k=top_k)
+        return model.describe(image, contrast_species, target_species=target_species, top_k=top_k, side=side)
     model = model or os.environ.get(MODEL_ENV)
     if not model:
         raise MissingValueError(
@@ -632,4 +646,4 @@ def describe(image: Any, contrast_species: Any, model: str | Path | Pipeline | N
     if key not in _DEFAULT:
         _DEFAULT.clear()  # keep one pipeline: models are large
         _DEFAULT[key] = Pipeline.load(model, scorer=scorer, expert=expert, taxon_group=taxon_group)
-    return _DEFAULT[key].describe(image, contrast_species, target_species=target_species, top_k=top_k)
+    return _DEFAULT[key].describe(image, contrast_species, target_species=target_species, top_k=top_k, side=side)

@@ -142,6 +142,13 @@ def test_cli_json_and_html_report(model_dir, synthetic_species_dir, tmp_path, ca
         main(["describe", str(photo), "--contrast", "Nonexistent species", "--model", str(model_dir)])
     assert exc.value.code == 2
     assert "Unknown species" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["describe", str(photo), "--contrast", "Marginia alba", "--model", str(model_dir), "--side", "left"])
+    assert exc.value.code == 2 and "Unknown side 'left'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["describe", str(photo), "--contrast", "Marginia alba", "--target", "Marginia flava", "--model",
+              str(model_dir), "--side", "above", "--device", "cpu"])
+    assert done.value.code in (0, None) and "(upperside)" in capsys.readouterr().out
 
 
 def test_cli_several_photos_and_a_folder_load_the_model_once(model_dir, synthetic_species_dir, tmp_path, capsys,
@@ -189,3 +196,30 @@ def test_controls_are_measured_with_the_colour_scorer(pipe, synthetic_species_di
     assert not any(t.control for t in r.traits)
     again = pipe.describe(photo, "Synthia rubra", target_species="Synthia aurantiaca")
     assert [c.phrase for c in again.controls] == [c.phrase for c in r.controls]  # seeded: same controls each time
+
+
+def test_a_known_side_is_carried_and_checked_only_against_that_side(pipe, synthetic_species_dir, tmp_path):
+    """side='upper' (or a field guide's 'dorsal'): every trait carries it and the result records it; an expert
+    statement about the underside then neither confirms nor contradicts a trait; a bad side is a clear error."""
+    from traits.expert import load_expert
+
+    photo = _test_photos(synthetic_species_dir, "Synthia aurantiaca")[0]
+    plain = pipe.describe(photo, "Synthia rubra", target_species="Synthia aurantiaca")
+    upper = pipe.describe(photo, "Synthia rubra", target_species="Synthia aurantiaca", side="dorsal")
+    assert upper.provenance["side"] == "upper" and plain.provenance["side"] is None
+    assert {t.trait.side for t in upper.traits} == {"upper"} and {t.trait.side for t in plain.traits} == {None}
+    assert [t.phrase for t in upper.traits] == [t.phrase for t in plain.traits]  # the measurement is the same
+    assert json.loads(upper.to_json())["traits"][0]["trait"]["side"] == "upper"
+    # The same expert list, said of the underside: an upperside photo's traits are no longer checked against it.
+    rows = pd.read_csv(synthetic_species_dir / "traits.csv")
+    rows["side"] = "under"
+    under = tmp_path / "under.csv"
+    rows.to_csv(under, index=False)
+    assert all(t.side == "under" for tl in load_expert(under).values() for t in tl)
+    beneath = Pipeline.load(pipe.model_dir, scorer="color", expert=under, device="cpu")
+    any_side = beneath.describe(photo, "Synthia rubra", target_species="Synthia aurantiaca")
+    seen_above = beneath.describe(photo, "Synthia rubra", target_species="Synthia aurantiaca", side="upper")
+    assert any(t.expert_status in ("confirmed", "contradicted") for t in any_side.traits)
+    assert all(t.expert_status == "new" for t in seen_above.traits)
+    with pytest.raises(ConfigError, match="Unknown side 'left'"):
+        pipe.describe(photo, "Synthia rubra", side="left")

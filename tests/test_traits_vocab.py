@@ -69,3 +69,14 @@ def test_model_helpers():
     tl = TraitList("A", [t])
     tl.extend([t, t.with_(side="under")])
     assert len(tl) == 2 and tl.keys() == {t.key}
+
+
+def test_a_photos_side_in_field_guide_words():
+    from traits.errors import BadValueError
+    from traits.vocab import normalise_side
+
+    assert [normalise_side(w) for w in ("upper", "Above", "dorsal", "UPPERSIDE", "below", "ventral", "under side")] \
+        == ["upper"] * 4 + ["under"] * 3
+    assert normalise_side(None) is None and normalise_side("  ") is None
+    with pytest.raises(BadValueError, match="Unknown side 'left'"):
+        normalise_side("left")

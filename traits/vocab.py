@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from traits.errors import TraitsError, UnknownGroupError
+from traits.errors import BadValueError, TraitsError, UnknownGroupError
 
 VOCAB_DIR = Path(__file__).with_name("vocab")
 GROUPS_DIR = "groups"  # under the vocabulary folder: one <group>.json per taxon group
@@ -347,3 +347,20 @@ def colour_family(value: str) -> set[str]:
 def normalise_part(words: str, group: str = "butterfly") -> str | None:
     """Surface part words -> a vocabulary part ('HW border' -> 'hindwing margin'); None if unknown."""
     return load_vocab().part_vocab(group).normalise(words)
+
+
+def normalise_side(value: str | None) -> str | None:
+    """The side of the organism a photo shows, as field guides word it ('above', 'dorsal', 'upperside' -> 'upper';
+    'below', 'ventral', 'underside' -> 'under'); None or '' for not stated. Anything else is a clear error."""
+    if value is None or not str(value).strip():
+        return None
+    word = " ".join(str(value).lower().replace("_", " ").replace("-", " ").split())
+    sides = load_vocab().words.get("side", {})
+    if word in ("upper", "under"):
+        return word
+    for form in (word, word.replace(" ", "")):  # 'under side' is the vocabulary's 'underside'
+        if form in sides:
+            return sides[form]
+    raise BadValueError(f"Unknown side {value!r}.",
+                        "Use 'upper' (above, dorsal, upperside) or 'under' (below, ventral, underside), "
+                        "or leave it out when the photo's side is not known.")

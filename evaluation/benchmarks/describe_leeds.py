@@ -7,9 +7,12 @@ recall / F1 / direction accuracy of the top-5 against the expert difference set 
 random-phrase controls' largest |effect| next to the top real trait's.
 
     python -m evaluation.benchmarks.describe_leeds --model MODEL_DIR [--scorer color] [--limit N]
-        [--maps finer|flat|random|gradcam]
+        [--maps finer|flat|random|gradcam] [--side upper|under]
 
---maps replaces describe's Finer-CAM maps (evaluation.benchmarks.ablation) to measure what they carry.
+--maps replaces describe's Finer-CAM maps (evaluation.benchmarks.ablation) to measure what they carry. --side says
+which side of the butterflies the photos show (all 55 test photos of V. atalanta and H. charitonius show the
+upperside, checked by eye on 2026-12-03): traits then carry it, and the field guide's statements about the other
+side ('Below, ...') are neither matched nor counted in the expert difference set.
 """
 
 from __future__ import annotations
@@ -32,17 +35,18 @@ PAIRS = (("Vanessa atalanta", "Vanessa cardui"), ("Heliconius charitonius", "Hel
 
 
 def run(leeds: Path, model: Path, scorer: str = "color", pairs=PAIRS, limit: int | None = None,
-        top_k: int = 5, maps: str = "finer") -> pd.DataFrame:
+        top_k: int = 5, maps: str = "finer", side: str | None = None) -> pd.DataFrame:
     """One row per described photo."""
     pipe = load_pipeline(model, maps=maps, scorer=scorer, expert=leeds / "species.csv", device="cpu", progress=True)
     manifest = pd.read_csv(leeds / "manifest.csv")
     rows = []
     for target, contrast in pairs:
-        expert = expert_differences(pipe.expert[target], pipe.expert[contrast], group="butterfly")
+        expert = [d for d in expert_differences(pipe.expert[target], pipe.expert[contrast], group="butterfly")
+                  if side is None or d.trait.side in (None, side)]
         photos = manifest[(manifest["scientific_name"] == target) & (manifest["split"] == "test")]["image"].tolist()
         for photo in tqdm(photos[:limit], desc=f"{target} vs {contrast}"):
             t0 = time.perf_counter()
-            r = pipe.describe(leeds / photo, contrast, target_species=target, top_k=top_k)
+            r = pipe.describe(leeds / photo, contrast, target_species=target, top_k=top_k, side=side)
             secs = time.perf_counter() - t0
             gens = [TraitDifference(trait=t.trait, direction=t.direction, target=target, contrast=contrast,
                                     score=float(top_k - t.rank), phrase=t.phrase) for t in r.traits]
@@ -78,11 +82,13 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--maps", choices=MAPS, default="finer", help="replace the Finer-CAM maps (ablation)")
+    ap.add_argument("--side", choices=("upper", "under"), default=None,
+                    help="the side of the butterflies the photos show (default: not stated)")
     args = ap.parse_args()
     leeds = leeds_root()
     if leeds is None:
         raise SystemExit("Leeds butterflies not found: set FINER_TRAITS_DATA.")
-    df = run(leeds, args.model, args.scorer, limit=args.limit, maps=args.maps)
+    df = run(leeds, args.model, args.scorer, limit=args.limit, maps=args.maps, side=args.side)
     save_and_print(df, summarise(df), args.out)
 
 

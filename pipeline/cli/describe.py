@@ -17,6 +17,7 @@ import pipeline
 from pipeline.cli import app
 from traits.errors import BadImageError, MissingValueError, PathError
 from traits.io import dumps_strict
+from traits.vocab import normalise_side
 
 console = Console()
 err_console = Console(stderr=True)
@@ -47,6 +48,10 @@ def describe(
                                                     help="Taxon group whose parts, colour words and phrases are used "
                                                          "(default: the model's, from `train --taxon-group`; "
                                                          "`finer-traits groups` lists them).")] = None,
+    side: Annotated[str | None, typer.Option(help="Which side of the organism the photos show, when known: 'upper' "
+                                                  "(above, dorsal) or 'under' (below, ventral). Traits then carry it "
+                                                  "and are not checked against the expert's statements about the "
+                                                  "other side. Default: not known.")] = None,
 ) -> None:
     """Describe the traits that tell the photos' species apart from --contrast, checked against expert lists."""
     if model is None:
@@ -60,12 +65,13 @@ def describe(
                         "Pass a folder for --report: each photo gets its own PHOTO_NAME.html there.")
     if not several and report is not None and report.is_dir():
         raise PathError(f"--report {report} is a folder.", "Pass a file name such as report.html.")
+    side = normalise_side(side)  # a bad value fails before the model loads
     pipe = pipeline.Pipeline.load(model, scorer=scorer, expert=expert, device=device, progress=not json_out,
                                   taxon_group=taxon_group)
     results, failed = [], 0
     for photo in photos:
         try:
-            result = pipe.describe(photo, contrast, target_species=target, top_k=top_k)
+            result = pipe.describe(photo, contrast, target_species=target, top_k=top_k, side=side)
         except BadImageError as exc:
             if not several:
                 raise
@@ -93,7 +99,9 @@ def _print_result(result: pipeline.DescribeResult, photo: Path | None, report: P
     if photo is not None:
         console.rule(str(photo))
     console.print(result.text, highlight=False)
-    table = Table(title=f"{result.target_species} vs {result.contrast_species}")
+    side = (result.provenance or {}).get("side")
+    seen = f" ({side}side)" if side else ""  # the expert check left the other side's statements out
+    table = Table(title=f"{result.target_species} vs {result.contrast_species}{seen}")
     for col in ("rank", "trait", "direction", "confidence", "effect", "region", "expert"):
         table.add_column(col)
     for t in result.traits:
