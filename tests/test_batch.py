@@ -49,10 +49,14 @@ class FakePipeline:
         self.classifier = FakeClassifier()
         self.fail_levels = fail_levels
         self.calls: list[tuple[int, str]] = []
+        self.sides: dict[int, str | None] = {}
 
-    def describe(self, image, contrast_species, target_species=None, top_k=5):
+    def describe(self, image, contrast_species, target_species=None, top_k=5, side=None):
+        from traits.vocab import normalise_side
+
         level = int(round(float(np.asarray(image).mean())))
         self.calls.append((level, contrast_species))
+        self.sides[level] = normalise_side(side)  # as Pipeline.describe: a bad side is this photo's error
         if level in self.fail_levels:
             raise BadImageError(f"Photo with grey level {level} cannot be described.", "Use another photo.")
         k = 1 + level % 3
@@ -198,6 +202,20 @@ def test_nearest_species_are_the_contrast_without_pairs(data: dict, model_dir: P
     assert contrasts[40] == B and contrasts[110] == C and contrasts[70] == A
     with TraitDB(tmp_path / "near.sqlite") as db:
         assert db.runs()[0]["configuration"]["contrast"] == "nearest"
+
+
+def test_a_side_column_gives_each_photo_its_side(data: dict, model_dir: Path, tmp_path: Path) -> None:
+    """A manifest's 'side' column reaches describe per photo (empty: not known); a bad value fails that photo
+    alone, recorded with the message that names the values."""
+    sides = {40: "dorsal", 50: "under", 60: "", 70: "sideways"}
+    rows = [(rel, sp, sides.get(int(Path(rel).stem), "")) for rel, sp in data["rows"]]
+    manifest = write_csv(data["folder"] / "sides.csv", "image,species,side", rows)
+    pipe = FakePipeline()
+    report = run_batch(manifest, model_dir, tmp_path / "s.sqlite", pairs=data["pairs"], pipeline=pipe, progress=False)
+    assert pipe.sides[40] == "upper" and pipe.sides[50] == "under" and pipe.sides[60] is None
+    assert 70 not in pipe.sides and report.described == 7
+    [err] = report.failed
+    assert err["image_path"].endswith("70.png") and "Unknown side 'sideways'" in err["message"]
 
 
 def test_the_taxon_group_is_checked_first_and_kept_in_the_run(data: dict, model_dir: Path, tmp_path: Path) -> None:

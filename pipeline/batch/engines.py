@@ -64,7 +64,11 @@ class Describer:
         image = load_image(item.path)
         if contrasts is None:
             contrasts = nearest_species(self.classifier(), image, item.species)
-        return [normalise_result(self.pipeline.describe(image, c, target_species=item.species, top_k=self.top_k))
+        # A manifest's optional 'side' column (upper / under, or a field guide's word) is the photo's side;
+        # a bad value fails this photo alone, with the message naming the values.
+        side = {"side": item.metadata["side"]} if item.metadata.get("side") else {}
+        return [normalise_result(self.pipeline.describe(image, c, target_species=item.species, top_k=self.top_k,
+                                                        **side))
                 for c in contrasts]
 
 
