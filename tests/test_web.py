@@ -291,9 +291,11 @@ def test_upload_describe_and_save_as_a_run(page, site, backend, synthetic_specie
     page.set_input_files("input[name=photo]", str(photo))
     page.fill("input[name=target]", "Synthia rubra")
     page.fill("input[name=contrast]", "synthia aurantiaca")
+    page.select_option("select[name=side]", "upper")
     page.click("#describe")
     page.wait_for_selector("#paragraph")
     assert "Synthia rubra" in page.locator("h1").inner_text()
+    assert "upperside" in page.locator("#side").inner_text()
     assert page.locator(".figures img").count() == 4  # photo + three maps
     shot(page, backend, "described")
     page.click("#save")
@@ -303,6 +305,14 @@ def test_upload_describe_and_save_as_a_run(page, site, backend, synthetic_specie
     assert (detail["taxon"], detail["contrast"]) == ("Synthia rubra", "Synthia aurantiaca")
     assert detail["configuration"]["contrast"] == "web"
     assert len(web.db.runs()) == runs_before + 1
+    import sqlalchemy as sa
+
+    from traits import db as tdb
+    with web.db.connect() as conn:  # the saved traits carry the side the curator gave
+        sides = conn.execute(sa.select(tdb.traits.c.side).join(
+            tdb.trait_assertions, tdb.trait_assertions.c.trait_id == tdb.traits.c.id)
+            .where(tdb.trait_assertions.c.result_id == rid)).scalars().all()
+    assert sides and set(sides) == {"upper"}
     stored = Path(detail["image_path"])
     assert stored.parent == web.config.uploads.resolve() and stored.name == f"{detail['sha256']}.png"
     wait_js(page, "document.getElementById('overlay').naturalWidth > 0")

@@ -22,6 +22,7 @@ from pipeline.web.security import check_upload, store_upload
 from traits.db import ImageRecord
 from traits.errors import BadValueError, MissingValueError
 from traits.version import __version__
+from traits.vocab import normalise_side
 
 router = APIRouter()
 KEEP_PENDING = 16  # describe results shown but not saved yet, newest kept
@@ -90,9 +91,11 @@ async def describe_photo(request: Request) -> Response:
         entry.species.index(target)
     top_k_text = str(form.get("top_k", "")).strip()
     top_k = min(10, max(1, int(top_k_text))) if top_k_text.isdigit() else 5
+    side = normalise_side(str(form.get("side", "")))  # a bad value fails here, naming the values
+
     def run() -> Any:
         with web.models.using(entry) as pipe:
-            return pipe.describe(path, contrast, target_species=target, top_k=top_k)
+            return pipe.describe(path, contrast, target_species=target, top_k=top_k, side=side)
 
     result = await run_in_threadpool(run)
     key = secrets.token_urlsafe(12)
