@@ -221,10 +221,13 @@ async def controls_page(request: Request, result_id: int) -> Response:
                                     "cannot be recomputed.", f"Restart serve with --model {detail['classifier']}.")
     rows = await run_in_threadpool(lambda: browse(web.db, AssertionFilter(result_id=result_id), limit=1000))
     path = web.roots.resolve(detail["image_path"])
+    sides = {r["side"] for r in rows if r.get("side")}  # the side the photo was described with, when one was given
+    side = sides.pop() if len(sides) == 1 else None
 
     def run() -> Any:
         with web.models.using(entry) as pipe:
-            return pipe.describe(path, detail["contrast"], target_species=detail["taxon"], top_k=max(1, len(rows)))
+            return pipe.describe(path, detail["contrast"], target_species=detail["taxon"], top_k=max(1, len(rows)),
+                                 side=side)
 
     fresh = await run_in_threadpool(web.controls.get, result_id, run)
     effects = {t.phrase: t.effect for t in fresh.traits}
