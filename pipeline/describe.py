@@ -360,7 +360,7 @@ class Pipeline:
             chosen = [by_phrase[p] for p in phrases]
             known = outlines() if outlines is not None and paths is not None else {}
             keys = [str(p) for p in paths] if paths is not None else [None] * len(images)
-            organisms = [known.get(k) if k in known else None for k in keys]
+            organisms = [known.get(k) for k in keys]
             todo = [i for i, k in enumerate(keys) if k not in known]
             if todo:
                 batch = [images[i] for i in todo]
@@ -485,9 +485,8 @@ class Pipeline:
                              "traits are ranked by region-vs-organism contrast only and have no direction.")
         table = rank_phrases(cands, profile, whole, per_region, contrast_ref, target_ref,
                              floor_shown=shown_floor(self.scorer), absent_below=absent_threshold(self.scorer))
-        layers = matching_layers(clf)
-        kept = cams[0].activations if cams and all(ly in cams[0].activations for ly in layers) else None
-        features = matching_features(kept, layers)[0] if kept is not None else None
+        layers, kept = matching_layers(clf), cams[0].activations
+        features = matching_features(kept, layers)[0] if set(layers) <= kept.keys() else None
         evidence = self.region_evidence(img, organism, regions, cands, per_region, target, contrast, features)
         table = apply_region_evidence(table, cands, evidence, regions,
                                       PartShares(organism, self.group, whole=find_group(self.group).whole_part,
