@@ -59,8 +59,8 @@ def expert_differences(list_a: TraitList | Iterable[Trait], list_b: TraitList | 
     """Differences of A vs B from two expert lists: traits of A absent from B ('+'), of B absent from A ('-').
 
     A trait counts as shared when the other list has the same (part, attribute, value) on a compatible side
-    (an unstated side is compatible with either), or the same colour family on that part or a coarser one
-    (parts of the taxon group, every group's when None).
+    (an unstated side is compatible with either), or, for a colour, the same colour on a coarser part (parts of
+    the taxon group, every group's when None).
     """
     ta, tb = _traits(list_a), _traits(list_b)
     name_a, name_b = _taxon(list_a), _taxon(list_b)

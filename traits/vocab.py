@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from traits.errors import BadValueError, TraitsError, UnknownGroupError
+from traits.model import SIDES
 
 VOCAB_DIR = Path(__file__).with_name("vocab")
 GROUPS_DIR = "groups"  # under the vocabulary folder: one <group>.json per taxon group
@@ -356,7 +357,7 @@ def normalise_side(value: str | None) -> str | None:
         return None
     word = " ".join(str(value).lower().replace("_", " ").replace("-", " ").split())
     sides = load_vocab().words.get("side", {})
-    if word in ("upper", "under"):
+    if word in SIDES:
         return word
     for form in (word, word.replace(" ", "")):  # 'under side' is the vocabulary's 'underside'
         if form in sides:
