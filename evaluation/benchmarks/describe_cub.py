@@ -9,7 +9,7 @@ gulls ...) that the classifier knows. Each test photo is described against each 
 - unchecked: no CUB attribute says the species differ there (|difference| < 20 or CUB has no such attribute).
 Also counted: traits that use a butterfly-only word (forewing, eyespot ...), which must never happen for birds.
 
-    python -m evaluation.benchmarks.describe_cub --model MODEL_DIR [--max-siblings 3] [--maps finer,flat]
+    python -m evaluation.benchmarks.describe_cub --model MODEL_DIR [--max-siblings 3] [--maps finer,flat] [--scorer SPEC]
 
 MODEL_DIR: `finer-traits train ../shared/data/cub-photos --manifest ../shared/data/cub-photos/manifest.csv
 --taxon-group bird --out MODEL_DIR`. Intervals: 95 % bootstrap over photos (a photo's pairs stay together).
@@ -176,6 +176,8 @@ def main() -> None:
                     "(all but finer replace the Finer-CAM maps: ablations)")
     ap.add_argument("--max-siblings", type=int, default=3, help="siblings per test photo (0: all)")
     ap.add_argument("--limit", type=int, default=None, help="a seeded sample of this many (photo, sibling) pairs")
+    ap.add_argument("--scorer", default="color", help="describe's scorer spec (default the offline colour scorer; "
+                    "e.g. openclip:PATH for BioCLIP weights in a local folder)")
     ap.add_argument("--compare", type=Path, default=None, help="a per-trait CSV of another run: share of changed top-5")
     ap.add_argument("--out", type=Path, default=None, help="write the per-trait table here (CSV)")
     args = ap.parse_args()
@@ -185,7 +187,7 @@ def main() -> None:
     unknown = [k for k in kinds if k not in MAPS]
     if unknown or not kinds:
         raise SystemExit(f"unknown map kind(s) {unknown}; use {', '.join(MAPS)}")
-    df = run(args.photos, args.attributes, args.model, kinds, args.max_siblings or None, args.limit)
+    df = run(args.photos, args.attributes, args.model, kinds, args.max_siblings or None, args.limit, args.scorer)
     if args.out:
         df.to_csv(args.out, index=False)
     for kind in kinds:
