@@ -581,9 +581,11 @@ class Pipeline:
         }
 
     def describe_pair(self, images_a: Sequence[Any], images_b: Sequence[Any], species_a: Any, species_b: Any,
-                      top_k: int = 5) -> DescribeResult:
-        """How species A differs from species B over two sets of photos (VisDiff: per-phrase AUROC of A vs B)."""
+                      top_k: int = 5, side: str | None = None) -> DescribeResult:
+        """How species A differs from species B over two sets of photos (VisDiff: per-phrase AUROC of A vs B).
+        side: the side of the organism every photo shows, when known (as in describe)."""
         t0 = time.perf_counter()
+        side = normalise_side(side)
         clf = self.classifier
         a_idx, b_idx = clf.index(species_a), clf.index(species_b)
         if a_idx == b_idx:
@@ -607,8 +609,8 @@ class Pipeline:
             chosen = chosen.where(lambda r: r.confidence != "weak")
         words = self._words(table, chosen, lists, (a, b), lambda r: r.auroc,
                             (f"{clf.label(a_idx)} (over {len(images_a)} photos)",
-                             f"{clf.label(b_idx)} (over {len(images_b)} photos)"))
-        provenance = {"method": "visdiff-auroc", "scorer": self.scorer.spec, "taxon_group": self.group,
+                             f"{clf.label(b_idx)} (over {len(images_b)} photos)"), side=side)
+        provenance = {"method": "visdiff-auroc", "scorer": self.scorer.spec, "taxon_group": self.group, "side": side,
                       "n_a": len(images_a), "n_b": len(images_b), "seconds": round(time.perf_counter() - t0, 3),
                       "auroc": {r.phrase: round(float(r.auroc), 4) for r in chosen},
                       "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -85,7 +85,9 @@ def test_describe_pair_ranks_the_designed_trait_first(pipe, synthetic_species_di
     b = [p for p in (synthetic_species_dir / "images" / "Marginia_flava").glob("*.png")]
     r = pipe.describe_pair(a, b, "Marginia alba", "Marginia flava", top_k=3)
     assert _hit(r, "hindwing margin", "colour", "white", "yellow", k=3)
-    assert r.provenance["method"] == "visdiff-auroc"
+    assert r.provenance["method"] == "visdiff-auroc" and r.provenance["side"] is None
+    above = pipe.describe_pair(a[:3], b[:3], "Marginia alba", "Marginia flava", top_k=3, side="above")
+    assert above.provenance["side"] == "upper" and {t.trait.side for t in above.traits} == {"upper"}
 
 
 def test_bad_inputs(pipe, synthetic_species_dir, tmp_path):
