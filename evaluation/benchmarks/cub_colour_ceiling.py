@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from evaluation.benchmarks.bird_parts import load_photos
-from evaluation.benchmarks.describe_cub import CubTruth
+from evaluation.benchmarks.describe_cub import CubTruth, bootstrap, verdict_shares
 from evaluation.benchmarks.describe_synthetic import markdown
 from pipeline.models import load_classifier
 from pipeline.parts import PartLocator, measure_concepts, photo_activations, region_shares
@@ -102,11 +102,10 @@ def run(model: Path, photos_dir: Path, attributes: Path, cache: Path | None = No
         target = row["species"]
         for contrast in sorted(s for s in species_mean if family[s] == row["family"] and s != target):
             photo_diff = test_shares[i] - species_mean[contrast]
-            views = {"photo-vs-species": (photo_diff, np.maximum(test_shares[i], species_mean[contrast])),
-                     "species-vs-species": (species_mean[target] - species_mean[contrast] if target in species_mean
-                                            else None, None)}
-            if views["species-vs-species"][0] is not None:
-                views["species-vs-species"] = (views["species-vs-species"][0],
+            # ranker -> (difference, the larger side's share); a target without training photos has no mean
+            views = {"photo-vs-species": (photo_diff, np.maximum(test_shares[i], species_mean[contrast]))}
+            if target in species_mean:
+                views["species-vs-species"] = (species_mean[target] - species_mean[contrast],
                                                np.maximum(species_mean[target], species_mean[contrast]))
             for ranker in RANKERS:
                 if ranker == "random":
@@ -114,11 +113,11 @@ def run(model: Path, photos_dir: Path, attributes: Path, cache: Path | None = No
                     cells = np.argwhere(shown)
                     pick = cells[rng.choice(len(cells), size=min(TOP_K, len(cells)), replace=False)]
                     traits = [(int(p), int(c), "+" if photo_diff[p, c] > 0 else "-") for p, c in pick]
-                else:
+                elif ranker in views:
                     diff, level = views[ranker]
-                    if diff is None:
-                        continue
                     traits = top_traits(diff, level >= shown_at)
+                else:
+                    continue
                 for p, c, direction in traits:
                     verdict, points = truth.verdict(names[p], "colour", palette[c], direction, target, contrast)
                     out.append({"ranker": ranker, "photo": row["image"], "target": target, "contrast": contrast,
@@ -127,26 +126,17 @@ def run(model: Path, photos_dir: Path, attributes: Path, cache: Path | None = No
     return pd.DataFrame(out)
 
 
-def summarise(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per ranker: pairs, traits, verdict shares with 95 % bootstrap intervals over test photos."""
+def summarise(df: pd.DataFrame, n_boot: int = 1000) -> pd.DataFrame:
+    """Per ranker: pairs, traits, verdict shares with 95 % bootstrap intervals over test photos (describe_cub's)."""
     rows = []
-    rng = np.random.default_rng(seed)
     for ranker in RANKERS:
         g = df[df["ranker"] == ranker]
         if g.empty:
             continue
-        by_photo = g.groupby("photo")["verdict"].agg(list)
-        photos = by_photo.index.to_numpy()
-        row = {"ranker": ranker, "photos": len(photos), "pairs": g.groupby(["photo", "contrast"]).ngroups,
-               "traits": len(g)}
-        for v in ("true", "contradicted", "unchecked"):
-            share = float((g["verdict"] == v).mean())
-            draws = []
-            for _ in range(n_boot):
-                sample = np.concatenate([by_photo[p] for p in rng.choice(photos, size=len(photos))])
-                draws.append(float((sample == v).mean()))
-            row[v] = f"{share:.3f} [{np.percentile(draws, 2.5):.3f}, {np.percentile(draws, 97.5):.3f}]"
-        rows.append(row)
+        shares, ci = verdict_shares(g), bootstrap(g, n_boot)
+        rows.append({"ranker": ranker, "photos": g["photo"].nunique(),
+                     "pairs": g.groupby(["photo", "contrast"]).ngroups, "traits": len(g),
+                     **{v: f"{shares[v]:.3f} [{ci[v][0]:.3f}, {ci[v][1]:.3f}]" for v in shares}})
     return pd.DataFrame(rows)
 
 

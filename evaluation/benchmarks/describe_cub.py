@@ -123,7 +123,8 @@ def run(photos: Path, attributes: Path, model: Path, maps: Sequence[str] = ("fin
     return pd.DataFrame(rows)
 
 
-def _shares(df: pd.DataFrame) -> dict[str, float]:
+def verdict_shares(df: pd.DataFrame) -> dict[str, float]:
+    """Share of true / contradicted / unchecked among the traits (rows whose verdict is not 'none')."""
     traits = df[df["verdict"] != "none"]
     n = max(len(traits), 1)
     return {v: float((traits["verdict"] == v).sum() / n) for v in ("true", "contradicted", "unchecked")}
@@ -137,7 +138,7 @@ def bootstrap(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict[str, 
     draws = {v: [] for v in ("true", "contradicted", "unchecked")}
     for _ in range(n_boot):
         sample = pd.concat([groups[p] for p in rng.choice(photos, size=len(photos), replace=True)])
-        for k, v in _shares(sample).items():
+        for k, v in verdict_shares(sample).items():
             draws[k].append(v)
     return {k: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for k, v in draws.items()}
 
@@ -146,7 +147,7 @@ def summarise(df: pd.DataFrame, n_boot: int = 1000) -> pd.DataFrame:
     """Per family and pooled: photos, pairs, traits, the verdict shares (pooled with 95 % intervals), butterfly words."""
     out = []
     for family, g in [*sorted(df.groupby("family")), ("pooled", df)]:
-        s = _shares(g)
+        s = verdict_shares(g)
         row = {"family": family, "photos": g["photo"].nunique(), "pairs": g.groupby(["photo", "contrast"]).ngroups,
                "traits": int((g["verdict"] != "none").sum()), **{k: round(v, 3) for k, v in s.items()},
                "in_region": round(float(g["in_region"].fillna(False).astype(bool).mean()), 3),
